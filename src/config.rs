@@ -1,0 +1,433 @@
+//! The `BOOTSTRAP_*` environment: every variable the binary reads, its default, and its validation.
+//!
+//! Raw strings are read with envy, then checked here, once, into [`Settings`]; the rest of the
+//! program only sees ready-to-use values. A bad value becomes [`Error::Config`] with one line that
+//! names the variable and what it accepts (exit code 2).
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::Error;
+use crate::node::HostPort;
+
+/// The prefix of every variable.
+pub const PREFIX: &str = "BOOTSTRAP_";
+
+/// Every variable the binary reads: name, default, meaning. `--help` prints this table and the
+/// manifest tests check the Job's environment against it.
+pub const VARIABLES: &[(&str, &str, &str)] = &[
+    (
+        "BOOTSTRAP_NAMESPACE",
+        "the pod's namespace, else the kubeconfig's, else default",
+        "where the StatefulSet lives",
+    ),
+    (
+        "BOOTSTRAP_STATEFULSET",
+        "redis-app",
+        "the StatefulSet whose pods form the cluster",
+    ),
+    ("BOOTSTRAP_SERVICE", "redis-service", "its headless Service"),
+    ("BOOTSTRAP_CLUSTER_DOMAIN", "cluster.local", "DNS suffix"),
+    ("BOOTSTRAP_REDIS_PORT", "6379", "client port of every node"),
+    (
+        "BOOTSTRAP_REPLICAS_PER_MASTER",
+        "1",
+        "R: the cluster has N/(1+R) masters, each with R replicas",
+    ),
+    (
+        "BOOTSTRAP_READY_TIMEOUT",
+        "10m",
+        "how long to wait for readiness, DNS and reachability (90s, 10m)",
+    ),
+    (
+        "BOOTSTRAP_CONVERGE_TIMEOUT",
+        "2m",
+        "how long to wait for the cluster to agree after forming it",
+    ),
+    (
+        "BOOTSTRAP_NODES",
+        "unset",
+        "static mode: host:port,host:port,... (no Kubernetes API; node i plays pod i)",
+    ),
+    (
+        "BOOTSTRAP_DNS_SERVER",
+        "unset",
+        "ip:port of the DNS server to ask instead of resolv.conf",
+    ),
+    (
+        "BOOTSTRAP_PASSWORD",
+        "unset",
+        "password sent with AUTH to every node",
+    ),
+    (
+        "BOOTSTRAP_LOG_FORMAT",
+        "text",
+        "text for people, json for log pipelines",
+    ),
+    (
+        "BOOTSTRAP_DRY_RUN",
+        "false",
+        "observe and print the plan, change nothing",
+    ),
+];
+
+/// How logs (and the report) are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines and a table.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The validated configuration of one run.
+#[derive(Clone)]
+pub struct Settings {
+    /// Namespace of the StatefulSet; `None` means discover it.
+    pub namespace: Option<String>,
+    /// Name of the StatefulSet.
+    pub statefulset: String,
+    /// Name of its headless Service.
+    pub service: String,
+    /// The cluster's DNS suffix.
+    pub cluster_domain: String,
+    /// The client port of every node (Kubernetes mode).
+    pub redis_port: u16,
+    /// Replicas per master (R).
+    pub replicas_per_master: usize,
+    /// Bound on readiness, DNS and reaching the nodes.
+    pub ready_timeout: Duration,
+    /// Bound on the cluster agreeing after it is formed.
+    pub converge_timeout: Duration,
+    /// Static mode: the nodes, in pod order.
+    pub nodes: Option<Vec<HostPort>>,
+    /// A DNS server to use instead of the system's.
+    pub dns_server: Option<SocketAddr>,
+    /// Password for AUTH.
+    pub password: Option<String>,
+    /// Text or JSON output.
+    pub log_format: LogFormat,
+    /// Observe and plan only.
+    pub dry_run: bool,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Written out by hand so the password never reaches a log line.
+        f.debug_struct("Settings")
+            .field("namespace", &self.namespace)
+            .field("statefulset", &self.statefulset)
+            .field("service", &self.service)
+            .field("cluster_domain", &self.cluster_domain)
+            .field("redis_port", &self.redis_port)
+            .field("replicas_per_master", &self.replicas_per_master)
+            .field("ready_timeout", &self.ready_timeout)
+            .field("converge_timeout", &self.converge_timeout)
+            .field("nodes", &self.nodes)
+            .field("dns_server", &self.dns_server)
+            .field("password", &self.password.as_ref().map(|_| "<set>"))
+            .field("log_format", &self.log_format)
+            .field("dry_run", &self.dry_run)
+            .finish()
+    }
+}
+
+/// The variables as strings, before validation.
+#[derive(Deserialize, Default)]
+struct Raw {
+    namespace: Option<String>,
+    statefulset: Option<String>,
+    service: Option<String>,
+    cluster_domain: Option<String>,
+    redis_port: Option<String>,
+    replicas_per_master: Option<String>,
+    ready_timeout: Option<String>,
+    converge_timeout: Option<String>,
+    nodes: Option<String>,
+    dns_server: Option<String>,
+    password: Option<String>,
+    log_format: Option<String>,
+    dry_run: Option<String>,
+}
+
+impl Settings {
+    /// Reads and validates the process environment.
+    pub fn from_env() -> Result<Settings, Error> {
+        Settings::from_vars(std::env::vars())
+    }
+
+    /// Reads and validates the given variables (all of them; non-`BOOTSTRAP_` ones are ignored).
+    pub fn from_vars<I>(vars: I) -> Result<Settings, Error>
+    where
+        I: IntoIterator<Item = (String, String)>,
+    {
+        let vars: Vec<(String, String)> = vars
+            .into_iter()
+            .filter(|(name, _)| name.starts_with(PREFIX))
+            .collect();
+        reject_unknown(&vars)?;
+        // Empty values count as unset, as a blank `value: ""` in a manifest means "not given".
+        let raw: Raw = envy::prefixed(PREFIX)
+            .from_iter(vars.into_iter().filter(|(_, value)| !value.is_empty()))
+            .map_err(|e| Error::Config(format!("cannot read the BOOTSTRAP_* environment: {e}")))?;
+        Settings::validate(raw)
+    }
+
+    fn validate(raw: Raw) -> Result<Settings, Error> {
+        let namespace = raw
+            .namespace
+            .map(|v| dns_label("BOOTSTRAP_NAMESPACE", v))
+            .transpose()?;
+        let statefulset = dns_label(
+            "BOOTSTRAP_STATEFULSET",
+            raw.statefulset.unwrap_or_else(|| "redis-app".into()),
+        )?;
+        let service = dns_label(
+            "BOOTSTRAP_SERVICE",
+            raw.service.unwrap_or_else(|| "redis-service".into()),
+        )?;
+        let cluster_domain = domain(
+            "BOOTSTRAP_CLUSTER_DOMAIN",
+            raw.cluster_domain.unwrap_or_else(|| "cluster.local".into()),
+        )?;
+        let redis_port = match raw.redis_port {
+            None => 6379,
+            Some(v) => port("BOOTSTRAP_REDIS_PORT", &v)?,
+        };
+        let replicas_per_master = match raw.replicas_per_master {
+            None => 1,
+            Some(v) => v.trim().parse::<usize>().ok().filter(|r| *r <= 100).ok_or_else(|| {
+                Error::Config(format!(
+                    "BOOTSTRAP_REPLICAS_PER_MASTER={v:?} is not valid: expected a whole number from 0 to 100"
+                ))
+            })?,
+        };
+        let ready_timeout = duration("BOOTSTRAP_READY_TIMEOUT", raw.ready_timeout, "10m")?;
+        let converge_timeout = duration("BOOTSTRAP_CONVERGE_TIMEOUT", raw.converge_timeout, "2m")?;
+        let nodes = raw.nodes.map(|v| node_list(&v)).transpose()?;
+        let dns_server = raw
+            .dns_server
+            .map(|v| {
+                v.trim().parse::<SocketAddr>().map_err(|_| {
+                    Error::Config(format!(
+                        "BOOTSTRAP_DNS_SERVER={v:?} is not valid: expected ip:port, e.g. 10.96.0.10:53 or [fd00::10]:53"
+                    ))
+                })
+            })
+            .transpose()?;
+        let log_format = match raw.log_format.as_deref().map(str::trim) {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(Error::Config(format!(
+                    "BOOTSTRAP_LOG_FORMAT={other:?} is not valid: expected text or json"
+                )));
+            }
+        };
+        let dry_run = match raw.dry_run.as_deref().map(|v| v.trim().to_ascii_lowercase()) {
+            None => false,
+            Some(v) if matches!(v.as_str(), "true" | "1" | "yes") => true,
+            Some(v) if matches!(v.as_str(), "false" | "0" | "no") => false,
+            Some(v) => {
+                return Err(Error::Config(format!(
+                    "BOOTSTRAP_DRY_RUN={v:?} is not valid: expected true or false"
+                )));
+            }
+        };
+        Ok(Settings {
+            namespace,
+            statefulset,
+            service,
+            cluster_domain,
+            redis_port,
+            replicas_per_master,
+            ready_timeout,
+            converge_timeout,
+            nodes,
+            dns_server,
+            password: raw.password,
+            log_format,
+            dry_run,
+        })
+    }
+}
+
+/// A misspelt variable would otherwise be silently ignored and its default used.
+fn reject_unknown(vars: &[(String, String)]) -> Result<(), Error> {
+    let known: HashSet<&str> = VARIABLES.iter().map(|(name, _, _)| *name).collect();
+    match vars.iter().find(|(name, _)| !known.contains(name.as_str())) {
+        None => Ok(()),
+        Some((name, _)) => Err(Error::Config(format!(
+            "{name} is not a known variable: expected one of {}",
+            VARIABLES
+                .iter()
+                .map(|(name, _, _)| *name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+fn dns_label(var: &str, value: String) -> Result<String, Error> {
+    let ok = !value.is_empty()
+        && value.len() <= 63
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !value.starts_with('-')
+        && !value.ends_with('-');
+    if ok {
+        Ok(value)
+    } else {
+        Err(Error::Config(format!(
+            "{var}={value:?} is not valid: expected a Kubernetes name (lowercase letters, digits and '-', at most 63)"
+        )))
+    }
+}
+
+fn domain(var: &str, value: String) -> Result<String, Error> {
+    let trimmed = value.trim_end_matches('.').to_string();
+    let ok = !trimmed.is_empty()
+        && trimmed
+            .split('.')
+            .all(|label| dns_label(var, label.to_string()).is_ok());
+    if ok {
+        Ok(trimmed)
+    } else {
+        Err(Error::Config(format!(
+            "{var}={value:?} is not valid: expected a DNS domain such as cluster.local"
+        )))
+    }
+}
+
+fn port(var: &str, value: &str) -> Result<u16, Error> {
+    value
+        .trim()
+        .parse::<u16>()
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "{var}={value:?} is not valid: expected a port from 1 to 65535"
+            ))
+        })
+}
+
+fn duration(var: &str, value: Option<String>, default: &str) -> Result<Duration, Error> {
+    let text = value.unwrap_or_else(|| default.to_string());
+    humantime::parse_duration(text.trim())
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "{var}={text:?} is not valid: expected a positive duration such as 90s, 10m or 1h"
+            ))
+        })
+}
+
+fn node_list(value: &str) -> Result<Vec<HostPort>, Error> {
+    let mut nodes = Vec::new();
+    for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let node = item.parse::<HostPort>().map_err(|why| {
+            Error::Config(format!(
+                "BOOTSTRAP_NODES has {item:?}: {why}; expected host:port,host:port,... (IPv6 as [::1]:6379)"
+            ))
+        })?;
+        if nodes.contains(&node) {
+            return Err(Error::Config(format!(
+                "BOOTSTRAP_NODES lists {item} twice: expected every node once"
+            )));
+        }
+        nodes.push(node);
+    }
+    if nodes.is_empty() {
+        return Err(Error::Config(
+            "BOOTSTRAP_NODES is empty: expected host:port,host:port,... or leave it unset for Kubernetes mode"
+                .into(),
+        ));
+    }
+    Ok(nodes)
+}
+
+/// The text of `--help`.
+pub fn help() -> String {
+    let mut text = format!(
+        "{} {}\n{}\n\nUsage: redis-cluster-bootstrap [--help | --version]\n\n\
+         Configuration comes from the environment only:\n\n",
+        env!("CARGO_PKG_NAME"),
+        env!("CARGO_PKG_VERSION"),
+        env!("CARGO_PKG_DESCRIPTION"),
+    );
+    for (name, default, meaning) in VARIABLES {
+        text.push_str(&format!("  {name:<31} {meaning}\n  {:<31} (default: {default})\n", ""));
+    }
+    text.push_str(
+        "\nRUST_LOG filters the logs (default: info).\n\n\
+         Exit codes:\n  0  the cluster is formed and every node agrees\n  \
+         1  retryable failure: timeout, unreachable node, API server unavailable\n  \
+         2  bad configuration: the message names the variable\n  \
+         3  refused: the nodes are in a state the tool will not touch; a person must look\n",
+    );
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, Error> {
+        Settings::from_vars(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+    }
+
+    #[test]
+    fn defaults_follow_the_spec() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.statefulset, "redis-app");
+        assert_eq!(s.service, "redis-service");
+        assert_eq!(s.cluster_domain, "cluster.local");
+        assert_eq!(s.redis_port, 6379);
+        assert_eq!(s.replicas_per_master, 1);
+        assert_eq!(s.ready_timeout, Duration::from_secs(600));
+        assert_eq!(s.converge_timeout, Duration::from_secs(120));
+        assert!(s.nodes.is_none() && !s.dry_run && s.namespace.is_none());
+        assert_eq!(s.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn every_bad_value_names_its_variable() {
+        for (var, value) in [
+            ("BOOTSTRAP_REDIS_PORT", "70000"),
+            ("BOOTSTRAP_REPLICAS_PER_MASTER", "one"),
+            ("BOOTSTRAP_READY_TIMEOUT", "soon"),
+            ("BOOTSTRAP_CONVERGE_TIMEOUT", "0s"),
+            ("BOOTSTRAP_NODES", "127.0.0.1"),
+            ("BOOTSTRAP_DNS_SERVER", "dns"),
+            ("BOOTSTRAP_LOG_FORMAT", "xml"),
+            ("BOOTSTRAP_DRY_RUN", "maybe"),
+            ("BOOTSTRAP_STATEFULSET", "Redis_App"),
+            ("BOOTSTRAP_CLUSTER_DOMAIN", "bad domain"),
+            ("BOOTSTRAP_REPLICA_PER_MASTER", "1"),
+        ] {
+            let err = settings(&[(var, value)]).err().expect(var).to_string();
+            assert!(err.starts_with(var), "{var}: {err}");
+            assert!(!err.contains('\n'), "{var}: {err}");
+        }
+    }
+
+    #[test]
+    fn node_lists_keep_their_order_and_accept_ipv6() {
+        let s = settings(&[("BOOTSTRAP_NODES", "b:1, a:2,[::1]:6379")]).unwrap();
+        let nodes: Vec<String> = s.nodes.unwrap().iter().map(|n| n.to_string()).collect();
+        assert_eq!(nodes, ["b:1", "a:2", "[::1]:6379"]);
+        assert!(settings(&[("BOOTSTRAP_NODES", "a:1,a:1")]).is_err());
+    }
+
+    #[test]
+    fn the_password_stays_out_of_debug_output() {
+        let s = settings(&[("BOOTSTRAP_PASSWORD", "hunter2")]).unwrap();
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+}

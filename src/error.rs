@@ -1,0 +1,95 @@
+//! The one error type of the program and the exit code each failure maps to.
+//!
+//! Exit codes are part of the interface (the Job's `podFailurePolicy` relies on them):
+//! 0 formed, 1 retryable, 2 bad configuration, 3 refused.
+
+use std::time::Duration;
+
+/// The documented exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitCode {
+    /// The cluster is formed and every node agrees.
+    Formed = 0,
+    /// A retryable failure: a timeout, an unreachable node, the API server unavailable.
+    Retryable = 1,
+    /// Bad configuration: fix the named variable.
+    BadConfig = 2,
+    /// The nodes are in a state the tool will not touch; a person must look.
+    Refused = 3,
+}
+
+/// Everything that can stop a run, one variant per failing step.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A `BOOTSTRAP_*` variable has a value the tool cannot use.
+    #[error("{0}")]
+    Config(String),
+
+    /// The nodes are in a state the tool will not change.
+    #[error("refused: {0}")]
+    Refused(String),
+
+    /// A node could not be reached (connect, AUTH or a command) within its timeout.
+    #[error("node {node} ({addr}) is unreachable: {source}")]
+    Unreachable {
+        /// The pod or host name.
+        node: String,
+        /// Its address.
+        addr: String,
+        /// What the Redis client said.
+        #[source]
+        source: redis::RedisError,
+    },
+
+    /// A node answered a command with an error.
+    #[error("node {node} ({addr}) rejected `{command}`: {source}")]
+    Command {
+        /// The pod or host name.
+        node: String,
+        /// Its address.
+        addr: String,
+        /// The command, without secrets.
+        command: String,
+        /// What the node answered.
+        #[source]
+        source: redis::RedisError,
+    },
+
+    /// A phase did not finish within its timeout.
+    #[error("{phase} did not finish within {}: {detail}", humantime::format_duration(*.after))]
+    Timeout {
+        /// The phase that timed out ("readiness", "convergence", ...).
+        phase: &'static str,
+        /// The timeout that expired.
+        after: Duration,
+        /// What was still missing, naming the nodes.
+        detail: String,
+    },
+
+    /// A name did not resolve, or resolved badly.
+    #[error("DNS: {0}")]
+    Dns(String),
+
+    /// The Kubernetes API failed in a way retrying will not fix soon enough.
+    #[error("Kubernetes API: {0}")]
+    Kubernetes(String),
+
+    /// The ServiceAccount lacks a permission: a configuration problem.
+    #[error("Kubernetes API: forbidden: {0}")]
+    Forbidden(String),
+}
+
+impl Error {
+    /// The exit code this error maps to.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            Error::Config(_) | Error::Forbidden(_) => ExitCode::BadConfig,
+            Error::Refused(_) => ExitCode::Refused,
+            Error::Unreachable { .. }
+            | Error::Command { .. }
+            | Error::Timeout { .. }
+            | Error::Dns(_)
+            | Error::Kubernetes(_) => ExitCode::Retryable,
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! # redis-cluster-bootstrap
+//!
+//! Forms a Redis Cluster out of the pods of a StatefulSet (or a static list of nodes), safely and
+//! idempotently: run it on fresh nodes and it forms the cluster; run it again and it changes nothing;
+//! run it after an interruption or a full restart and it finishes or re-meshes what is there. It never
+//! flushes, resets or rewrites a node that holds data: when in doubt it refuses and explains.
+//!
+//! ## Layout
+//!
+//! The pipeline reads top to bottom, one file per phase:
+//!
+//! - [`config`]: the `BOOTSTRAP_*` environment, parsed and validated into [`config::Settings`].
+//! - [`telemetry`]: logging (text or JSON), set up once.
+//! - [`kubernetes`]: finds the StatefulSet, waits for it to be Ready with a watch.
+//! - [`resolve`]: turns pod and host names into addresses over DNS.
+//! - [`client`]: one connection to one node, with timeouts and AUTH.
+//! - [`observe`]: reads what every node knows of itself and of the cluster.
+//! - [`plan`]: pure code that turns the observations into a decision and a list of steps, with
+//!   [`layout`] (who is master of which slots, who replicates whom), [`slots`] (the even split),
+//!   [`cluster_nodes`] and [`observation`] (parsers of what Redis prints) and [`agreement`]
+//!   (what "formed" means).
+//! - [`form`]: carries out the steps, each only if still missing.
+//! - [`converge`]: waits until every node agrees on the whole topology.
+//! - [`report`]: the result table and the one-line summary.
+//! - [`pipeline`]: runs the phases in order and times each one.
+//!
+//! [`run`] is the whole program behind `main`; [`Error`] says what went wrong and which exit code it
+//! maps to.
+
+pub mod agreement;
+pub mod client;
+pub mod cluster_nodes;
+pub mod config;
+pub mod converge;
+mod error;
+pub mod form;
+pub mod kubernetes;
+pub mod layout;
+pub mod node;
+pub mod observation;
+pub mod observe;
+pub mod pipeline;
+pub mod plan;
+pub mod report;
+pub mod resolve;
+pub mod slots;
+pub mod telemetry;
+
+pub use error::{Error, ExitCode};
+pub use pipeline::run;
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,234 @@
+//! Unit tests of the planner: one per decision and per refusal, on observations built as Redis
+//! prints them.
+
+use super::*;
+
+fn id(i: usize) -> String {
+    format!("{:040x}", i + 1)
+}
+
+fn pods(n: usize) -> Vec<Node> {
+    (0..n)
+        .map(|i| Node::new(format!("redis-app-{i}"), format!("127.0.0.{}:6379", 11 + i).parse().unwrap()))
+        .collect()
+}
+
+fn info(role_replica: bool, keys: u64) -> String {
+    let role = if role_replica { "role:slave\r\nmaster_link_status:up" } else { "role:master" };
+    format!("# Replication\r\n{role}\r\n# Cluster\r\ncluster_enabled:1\r\n# Keyspace\r\ndb0:keys={keys},expires=0\r\n")
+}
+
+/// A node that knows only itself, with optional slots and epoch.
+fn alone(i: usize, slots: &str, epoch: u64, keys: u64) -> Observation {
+    let line = format!("{} :6379@16379 myself,master - 0 0 {epoch} connected {slots}", id(i));
+    let ci = format!("cluster_state:fail\r\ncluster_known_nodes:1\r\ncluster_my_epoch:{epoch}\r\n");
+    Observation::parse(&info(false, keys), &id(i), &line, &ci).unwrap()
+}
+
+/// Every node's view of one cluster: `masters[j]` is `None` for a master (slots from `slots`),
+/// `Some(m)` for a replica of pod m; `addr(j)` is where everyone thinks pod j is.
+fn cluster(masters: &[Option<usize>], slots: &[&str], addr: impl Fn(usize) -> String) -> Vec<Observation> {
+    let n = masters.len();
+    (0..n)
+        .map(|me| {
+            let lines: Vec<String> = (0..n)
+                .map(|j| {
+                    let myself = if j == me { "myself," } else { "" };
+                    let (role, master) = match masters[j] {
+                        None => ("master", "-".to_string()),
+                        Some(m) => ("slave", id(m)),
+                    };
+                    format!("{} {}@16379 {myself}{role} {master} 0 0 {} connected {}", id(j), addr(j), j + 1, slots[j])
+                })
+                .collect();
+            let ci = format!(
+                "cluster_state:ok\r\ncluster_slots_assigned:16384\r\ncluster_slots_ok:16384\r\ncluster_known_nodes:{n}\r\ncluster_my_epoch:{}\r\n",
+                me + 1
+            );
+            Observation::parse(&info(masters[me].is_some(), 0), &id(me), &lines.join("\n"), &ci).unwrap()
+        })
+        .collect()
+}
+
+const SIX: [&str; 6] = ["0-5460", "5461-10922", "10923-16383", "", "", ""];
+const PAIRS: [Option<usize>; 6] = [None, None, None, Some(0), Some(1), Some(2)];
+
+fn here(j: usize) -> String {
+    format!("127.0.0.{}:6379", 11 + j)
+}
+
+fn six() -> (Vec<Node>, Layout) {
+    (pods(6), Layout::new(6, 1).unwrap())
+}
+
+#[test]
+fn fresh_nodes_get_the_whole_plan_in_order() {
+    let (nodes, layout) = six();
+    let obs: Vec<Observation> = (0..6).map(|i| alone(i, "", 0, 0)).collect();
+    let p = plan(&nodes, &layout, &obs).unwrap();
+    assert_eq!(p.decision, Decision::Fresh);
+    let adds: Vec<&Step> = p.steps.iter().filter(|s| matches!(s, Step::AddSlots { .. })).collect();
+    assert_eq!(
+        adds,
+        [
+            &Step::AddSlots { node: 0, slots: 0..=5460 },
+            &Step::AddSlots { node: 1, slots: 5461..=10922 },
+            &Step::AddSlots { node: 2, slots: 10923..=16383 }
+        ]
+    );
+    assert_eq!(p.steps.iter().filter(|s| matches!(s, Step::SetEpoch { .. })).count(), 6);
+    assert_eq!(p.steps.iter().filter(|s| matches!(s, Step::Meet { .. })).count(), 5);
+    let pairs: Vec<(usize, usize)> = p
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Replicate { node, master, master_id } => {
+                assert_eq!(master_id, &id(*master));
+                Some((*node, *master))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(pairs, [(3, 0), (4, 1), (5, 2)]);
+    // Slots first (they start Redis's clock), epochs before any MEET, replicas last.
+    let kinds: Vec<u8> = p
+        .steps
+        .iter()
+        .map(|s| match s {
+            Step::AddSlots { .. } => 0,
+            Step::SetEpoch { .. } => 1,
+            Step::Meet { .. } => 2,
+            Step::Replicate { .. } => 3,
+        })
+        .collect();
+    assert!(kinds.is_sorted(), "{kinds:?}");
+}
+
+#[test]
+fn an_agreed_cluster_is_formed_with_nothing_to_do() {
+    let (nodes, layout) = six();
+    let p = plan(&nodes, &layout, &cluster(&PAIRS, &SIX, here)).unwrap();
+    assert_eq!(p, Plan { decision: Decision::Formed, steps: vec![] });
+}
+
+#[test]
+fn a_failed_over_cluster_is_still_formed() {
+    let (nodes, layout) = six();
+    // Pod 3 took over pod 0's slots; pod 0 came back as its replica.
+    let masters = [Some(3), None, None, None, Some(1), Some(2)];
+    let slots = ["", "5461-10922", "10923-16383", "0-5460", "", ""];
+    let p = plan(&nodes, &layout, &cluster(&masters, &slots, here)).unwrap();
+    assert_eq!(p.decision, Decision::Formed);
+}
+
+#[test]
+fn nodes_on_new_addresses_are_met_both_ways_and_nothing_else() {
+    let (nodes, layout) = six();
+    let old = |j: usize| format!("127.0.1.{}:6379", 11 + j);
+    let p = plan(&nodes, &layout, &cluster(&PAIRS, &SIX, old)).unwrap();
+    assert_eq!(p.decision, Decision::Reconnect);
+    assert!(p.steps.iter().all(|s| matches!(s, Step::Meet { .. })));
+    for i in 1..6 {
+        assert!(p.steps.contains(&Step::Meet { node: i, peer: 0 }));
+        assert!(p.steps.contains(&Step::Meet { node: 0, peer: i }));
+    }
+}
+
+#[test]
+fn slots_and_epochs_already_set_are_not_set_again() {
+    let (nodes, layout) = six();
+    let obs: Vec<Observation> = (0..6).map(|i| alone(i, SIX[i], i as u64 + 1, 0)).collect();
+    let p = plan(&nodes, &layout, &obs).unwrap();
+    assert_eq!(p.decision, Decision::Partial);
+    assert!(!p.steps.iter().any(|s| matches!(s, Step::AddSlots { .. } | Step::SetEpoch { .. })));
+    assert_eq!(p.steps.iter().filter(|s| matches!(s, Step::Replicate { .. })).count(), 3);
+}
+
+#[test]
+fn a_met_cluster_without_replicas_only_needs_replicate() {
+    let (nodes, layout) = six();
+    let masters = [None; 6];
+    let p = plan(&nodes, &layout, &cluster(&masters, &SIX, here)).unwrap();
+    assert_eq!(p.decision, Decision::Partial);
+    assert_eq!(
+        p.steps,
+        (3..6)
+            .map(|i| Step::Replicate { node: i, master: i - 3, master_id: id(i - 3) })
+            .collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn refuses_cluster_mode_off() {
+    let (nodes, layout) = six();
+    let mut obs: Vec<Observation> = (0..6).map(|i| alone(i, "", 0, 0)).collect();
+    obs[4] = Observation::standalone("cluster_enabled:0\r\n");
+    let why = plan(&nodes, &layout, &obs).unwrap_err();
+    assert!(why.contains("redis-app-4") && why.contains("cluster-enabled yes"), "{why}");
+}
+
+#[test]
+fn refuses_a_lone_node_with_keys() {
+    let (nodes, layout) = six();
+    let mut obs: Vec<Observation> = (0..6).map(|i| alone(i, "", 0, 0)).collect();
+    obs[1] = alone(1, "", 0, 42);
+    let why = plan(&nodes, &layout, &obs).unwrap_err();
+    assert!(why.contains("redis-app-1") && why.contains("42 key"), "{why}");
+}
+
+#[test]
+fn refuses_two_clusters() {
+    let (nodes, layout) = six();
+    let a = cluster(&[None, None, None], &["0-5460", "5461-10922", "10923-16383"], here);
+    let b = cluster(&[None, None, None], &["0-5460", "5461-10922", "10923-16383"], |j| here(j + 3));
+    // Rename b's IDs so they differ from a's.
+    let b: Vec<Observation> = b
+        .into_iter()
+        .map(|mut o| {
+            o.id = format!("b{}", &o.id[1..]);
+            for l in &mut o.nodes {
+                l.id = format!("b{}", &l.id[1..]);
+            }
+            o
+        })
+        .collect();
+    let obs: Vec<Observation> = a.into_iter().chain(b).collect();
+    let why = plan(&nodes, &layout, &obs).unwrap_err();
+    assert!(why.contains("claim slot") || why.contains("different clusters"), "{why}");
+}
+
+#[test]
+fn refuses_a_node_that_knows_a_stranger() {
+    let (nodes, layout) = six();
+    let mut obs = cluster(&PAIRS, &SIX, here);
+    obs[2].nodes[5].id = "f".repeat(40);
+    let why = plan(&nodes, &layout, &obs).unwrap_err();
+    assert!(why.contains("redis-app-2") && why.contains("another cluster"), "{why}");
+}
+
+#[test]
+fn refuses_open_slots() {
+    let (nodes, layout) = six();
+    let mut obs = cluster(&PAIRS, &SIX, here);
+    obs[0].nodes[0].open_slots.push(format!("[93->-{}]", id(1)));
+    let why = plan(&nodes, &layout, &obs).unwrap_err();
+    assert!(why.contains("open slot") && why.contains("redis-app-0"), "{why}");
+}
+
+#[test]
+fn refuses_slots_outside_the_plan() {
+    let (nodes, layout) = six();
+    let mut obs: Vec<Observation> = (0..6).map(|i| alone(i, "", 0, 0)).collect();
+    obs[4] = alone(4, "0-100", 0, 0);
+    let why = plan(&nodes, &layout, &obs).unwrap_err();
+    assert!(why.contains("redis-app-4") && why.contains("outside the plan"), "{why}");
+}
+
+#[test]
+fn refuses_to_turn_a_node_with_keys_into_a_replica() {
+    let (nodes, layout) = six();
+    let mut obs = cluster(&[None; 6], &SIX, here);
+    obs[5].keys = 3;
+    let why = plan(&nodes, &layout, &obs).unwrap_err();
+    assert!(why.contains("redis-app-5") && why.contains("discard"), "{why}");
+}
