@@ -18,7 +18,11 @@ use crate::observation::Observation;
 use crate::slots;
 
 /// Checks agreement and shape; `Err` lists what is still missing, naming the nodes.
-pub fn check(nodes: &[Node], layout: &Layout, observations: &[Observation]) -> Result<(), Vec<String>> {
+pub fn check(
+    nodes: &[Node],
+    layout: &Layout,
+    observations: &[Observation],
+) -> Result<(), Vec<String>> {
     let mut problems = Vec::new();
     let index: HashMap<&str, usize> = observations
         .iter()
@@ -50,7 +54,10 @@ pub fn check(nodes: &[Node], layout: &Layout, observations: &[Observation]) -> R
         }
         for line in &o.nodes {
             let Some(&j) = index.get(line.id.as_str()) else {
-                problems.push(format!("{me} knows node {} which is not one of ours", line.id));
+                problems.push(format!(
+                    "{me} knows node {} which is not one of ours",
+                    line.id
+                ));
                 continue;
             };
             let peer = &nodes[j].name;
@@ -85,7 +92,11 @@ pub fn check(nodes: &[Node], layout: &Layout, observations: &[Observation]) -> R
             problems.push(shape);
         }
     }
-    if problems.is_empty() { Ok(()) } else { Err(problems) }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
 }
 
 /// A node's view of who is master of which slots and who replicates whom, by node ID.
@@ -95,9 +106,14 @@ fn topology(o: &Observation) -> Topology {
     o.nodes
         .iter()
         .map(|n| {
-            let mut ranges: Vec<(u16, u16)> = n.slots.iter().map(|r| (*r.start(), *r.end())).collect();
+            let mut ranges: Vec<(u16, u16)> =
+                n.slots.iter().map(|r| (*r.start(), *r.end())).collect();
             ranges.sort_unstable();
-            let master = if n.flags.replica { n.master_id.clone() } else { None };
+            let master = if n.flags.replica {
+                n.master_id.clone()
+            } else {
+                None
+            };
             (n.id.clone(), (master, ranges))
         })
         .collect()

@@ -227,7 +227,11 @@ impl Settings {
                 )));
             }
         };
-        let dry_run = match raw.dry_run.as_deref().map(|v| v.trim().to_ascii_lowercase()) {
+        let dry_run = match raw
+            .dry_run
+            .as_deref()
+            .map(|v| v.trim().to_ascii_lowercase())
+        {
             None => false,
             Some(v) if matches!(v.as_str(), "true" | "1" | "yes") => true,
             Some(v) if matches!(v.as_str(), "false" | "0" | "no") => false,
@@ -362,7 +366,10 @@ pub fn help() -> String {
         env!("CARGO_PKG_DESCRIPTION"),
     );
     for (name, default, meaning) in VARIABLES {
-        text.push_str(&format!("  {name:<31} {meaning}\n  {:<31} (default: {default})\n", ""));
+        text.push_str(&format!(
+            "  {name:<31} {meaning}\n  {:<31} (default: {default})\n",
+            ""
+        ));
     }
     text.push_str(
         "\nRUST_LOG filters the logs (default: info).\n\n\
@@ -411,7 +418,7 @@ mod tests {
             ("BOOTSTRAP_CLUSTER_DOMAIN", "bad domain"),
             ("BOOTSTRAP_REPLICA_PER_MASTER", "1"),
         ] {
-            let err = settings(&[(var, value)]).err().expect(var).to_string();
+            let err = settings(&[(var, value)]).unwrap_err().to_string();
             assert!(err.starts_with(var), "{var}: {err}");
             assert!(!err.contains('\n'), "{var}: {err}");
         }

@@ -1,1 +1,140 @@
-//! todo
+//! Carries out a plan: slots first (they start Redis's clock towards `cluster_state:ok`), then
+//! config epochs (only possible before a node knows anyone), then `CLUSTER MEET`, then — once
+//! each replica knows its master — `CLUSTER REPLICATE`. Each group runs on all nodes at once, and
+//! every command is logged with the node it changed: the audit trail.
+
+use std::time::{Duration, Instant};
+
+use futures::future::try_join_all;
+use tracing::info;
+
+use crate::client::Client;
+use crate::cluster_nodes;
+use crate::node::Node;
+use crate::plan::{Plan, Step};
+use crate::{Error, Result};
+
+/// How often a replica is asked whether it knows its master yet.
+const HANDSHAKE_POLL: Duration = Duration::from_millis(25);
+
+/// Runs every step of the plan; waiting for handshakes may take at most `timeout`.
+pub async fn form(clients: &[Client], plan: &Plan, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    let nodes: Vec<Node> = clients.iter().map(|c| c.node.clone()).collect();
+    let of_kind =
+        |pick: fn(&Step) -> bool| plan.steps.iter().filter(|s| pick(s)).collect::<Vec<_>>();
+    run(
+        clients,
+        &nodes,
+        &of_kind(|s| matches!(s, Step::AddSlots { .. })),
+    )
+    .await?;
+    run(
+        clients,
+        &nodes,
+        &of_kind(|s| matches!(s, Step::SetEpoch { .. })),
+    )
+    .await?;
+    run(
+        clients,
+        &nodes,
+        &of_kind(|s| matches!(s, Step::Meet { .. })),
+    )
+    .await?;
+    let replicate = of_kind(|s| matches!(s, Step::Replicate { .. }));
+    if !replicate.is_empty() {
+        let started = Instant::now();
+        try_join_all(
+            replicate
+                .iter()
+                .map(|s| knows_master(clients, &nodes, s, deadline, timeout)),
+        )
+        .await?;
+        info!(took = ?started.elapsed(), "every replica knows its master");
+        run(clients, &nodes, &replicate).await?;
+    }
+    Ok(())
+}
+
+/// Sends one group of steps, all nodes at once.
+async fn run(clients: &[Client], nodes: &[Node], steps: &[&Step]) -> Result<()> {
+    try_join_all(steps.iter().map(|step| async move {
+        let client = &clients[step.node()];
+        let (cmd, name) = command(step, nodes);
+        client.query::<()>(&cmd, name).await?;
+        info!(node = %client.node.name, "{}", step.describe(nodes));
+        Ok::<_, Error>(())
+    }))
+    .await?;
+    Ok(())
+}
+
+fn command(step: &Step, nodes: &[Node]) -> (redis::Cmd, &'static str) {
+    let mut cmd = redis::cmd("CLUSTER");
+    let name = match step {
+        Step::AddSlots { slots, .. } => {
+            cmd.arg("ADDSLOTSRANGE")
+                .arg(*slots.start())
+                .arg(*slots.end());
+            "CLUSTER ADDSLOTSRANGE"
+        }
+        Step::SetEpoch { epoch, .. } => {
+            cmd.arg("SET-CONFIG-EPOCH").arg(*epoch);
+            "CLUSTER SET-CONFIG-EPOCH"
+        }
+        Step::Meet { peer, .. } => {
+            let to = nodes[*peer].addr;
+            cmd.arg("MEET").arg(to.ip().to_string()).arg(to.port());
+            "CLUSTER MEET"
+        }
+        Step::Replicate { master_id, .. } => {
+            cmd.arg("REPLICATE").arg(master_id);
+            "CLUSTER REPLICATE"
+        }
+    };
+    (cmd, name)
+}
+
+/// Waits until the replica of `step` lists its master as a known node (handshake done):
+/// `CLUSTER REPLICATE` fails before that.
+async fn knows_master(
+    clients: &[Client],
+    nodes: &[Node],
+    step: &Step,
+    deadline: Instant,
+    timeout: Duration,
+) -> Result<()> {
+    let Step::Replicate {
+        node,
+        master,
+        master_id,
+    } = step
+    else {
+        return Ok(());
+    };
+    let client = &clients[*node];
+    loop {
+        let text: String = client
+            .query(redis::cmd("CLUSTER").arg("NODES"), "CLUSTER NODES")
+            .await?;
+        let known = cluster_nodes::parse(&text)
+            .unwrap_or_default()
+            .iter()
+            .any(|n| &n.id == master_id && !n.flags.handshake && !n.flags.noaddr);
+        if known {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::Timeout {
+                phase: "the cluster-bus handshake",
+                after: timeout,
+                detail: format!(
+                    "{} does not know its master {} yet: is the cluster bus port (client port + 10000) \
+                     reachable between the nodes?",
+                    nodes[*node], nodes[*master]
+                ),
+            });
+        }
+        tokio::time::sleep(HANDSHAKE_POLL).await;
+    }
+}

@@ -1,1 +1,62 @@
-fn main() {}
+//! The `redis-cluster-bootstrap` binary: reads the environment, sets up logging, runs the
+//! pipeline and maps the result to the documented exit code.
+
+use std::process::ExitCode;
+
+use redis_cluster_bootstrap::config::{self, Settings};
+use redis_cluster_bootstrap::{ExitCode as Code, run, telemetry};
+
+fn main() -> ExitCode {
+    match std::env::args().nth(1).as_deref() {
+        None => {}
+        Some("-h" | "--help") => {
+            print!("{}", config::help());
+            return ExitCode::SUCCESS;
+        }
+        Some("-V" | "--version") => {
+            println!("{} {}", env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Some(other) => {
+            eprintln!(
+                "error: unexpected argument {other:?}: configuration comes from BOOTSTRAP_* variables (see --help)"
+            );
+            return ExitCode::from(Code::BadConfig as u8);
+        }
+    }
+    let settings = match Settings::from_env() {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(e.exit_code() as u8);
+        }
+    };
+    telemetry::init(settings.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("start the async runtime");
+    match runtime.block_on(run(settings)) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(exit_code = e.exit_code() as u8, "{}", chain(&e));
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}
+
+/// The error and its causes on one line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = cause.source();
+    }
+    text
+}

@@ -1,1 +1,41 @@
-//! todo
+//! Reads what every node knows: `INFO`, `CLUSTER MYID`, `CLUSTER NODES`, `CLUSTER INFO`, one
+//! pipelined round trip per node, all nodes at once.
+
+use futures::future::try_join_all;
+
+use crate::client::Client;
+use crate::observation::Observation;
+use crate::{Error, Result};
+
+/// Observes one node.
+pub async fn observe(client: &Client) -> Result<Observation> {
+    let info: String = client
+        .query(
+            redis::cmd("INFO")
+                .arg("replication")
+                .arg("cluster")
+                .arg("keyspace"),
+            "INFO",
+        )
+        .await?;
+    if !info.contains("cluster_enabled:1") {
+        return Ok(Observation::standalone(&info));
+    }
+    let mut pipe = redis::pipe();
+    pipe.cmd("CLUSTER").arg("MYID");
+    pipe.cmd("CLUSTER").arg("NODES");
+    pipe.cmd("CLUSTER").arg("INFO");
+    let (id, nodes, cluster_info): (String, String, String) =
+        client.pipeline(&pipe, "CLUSTER MYID/NODES/INFO").await?;
+    Observation::parse(&info, &id, &nodes, &cluster_info).map_err(|why| Error::Command {
+        node: client.node.name.clone(),
+        addr: client.node.addr.to_string(),
+        command: "CLUSTER NODES".into(),
+        source: redis::RedisError::from((redis::ErrorKind::Parse, "unexpected reply", why)),
+    })
+}
+
+/// Observes every node concurrently, in node order.
+pub async fn observe_all(clients: &[Client]) -> Result<Vec<Observation>> {
+    try_join_all(clients.iter().map(observe)).await
+}

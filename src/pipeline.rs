@@ -1,2 +1,150 @@
-//! todo
-pub async fn run() {}
+//! The whole run, phase by phase: discover → connect → observe → plan → form → converge → report.
+//! Each phase logs what it does and how long it took, so the Job's log is the audit trail.
+
+use std::time::{Duration, Instant};
+
+use tracing::{info, warn};
+
+use crate::client;
+use crate::config::Settings;
+use crate::layout::Layout;
+use crate::node::Node;
+use crate::plan::{self, Decision};
+use crate::report::{self, Summary};
+use crate::{Error, Result, converge, form, kubernetes, observe, resolve};
+
+/// Runs the program for these settings: finds the nodes, then bootstraps them.
+pub async fn run(settings: Settings) -> Result<Summary> {
+    let mut timer = Timer::default();
+    let nodes = match &settings.nodes {
+        Some(list) => {
+            let targets: Vec<(String, String, u16)> = list
+                .iter()
+                .map(|hp| (hp.to_string(), hp.host.clone(), hp.port))
+                .collect();
+            resolve::resolve_all(&targets, &settings).await?
+        }
+        None => kubernetes::discover(&settings).await?,
+    };
+    timer.done("discover");
+    bootstrap(&nodes, &settings, timer).await
+}
+
+/// Bootstraps these nodes (in pod order): the part shared by static and Kubernetes mode.
+pub async fn bootstrap(nodes: &[Node], settings: &Settings, mut timer: Timer) -> Result<Summary> {
+    let layout = Layout::new(nodes.len(), settings.replicas_per_master).map_err(Error::Refused)?;
+    info!(
+        nodes = layout.nodes,
+        masters = layout.masters,
+        replicas_per_master = layout.replicas_per_master,
+        "bootstrapping {} nodes: {} masters with {} replica(s) each",
+        layout.nodes,
+        layout.masters,
+        layout.replicas_per_master
+    );
+
+    let clients =
+        client::connect_all(nodes, settings.password.as_deref(), settings.ready_timeout).await?;
+    timer.done("connect");
+
+    let observations = observe::observe_all(&clients).await?;
+    timer.done("observe");
+
+    let plan = plan::plan(nodes, &layout, &observations).map_err(Error::Refused)?;
+    info!(decision = %plan.decision, steps = plan.steps.len(), "plan: {}", explain(plan.decision));
+    for step in &plan.steps {
+        tracing::debug!("planned: {}", step.describe(nodes));
+    }
+    timer.done("plan");
+
+    let mut summary = Summary {
+        outcome: "formed",
+        decision: plan.decision,
+        nodes: layout.nodes,
+        masters: layout.masters,
+        replicas_per_master: layout.replicas_per_master,
+        steps: plan.steps.len(),
+        phases: Vec::new(),
+    };
+    if settings.dry_run {
+        warn!("dry run: nothing was changed");
+        summary.outcome = "dry-run";
+        for step in &plan.steps {
+            println!("would run {}", step.describe(nodes));
+        }
+        summary.phases = timer.phases;
+        report::print(settings.log_format, nodes, &observations, &summary);
+        return Ok(summary);
+    }
+
+    let observations = if plan.decision == Decision::Formed {
+        observations
+    } else {
+        form::form(&clients, &plan, settings.converge_timeout).await?;
+        timer.done("form");
+        let agreed = converge::converge(&clients, &layout, settings.converge_timeout).await?;
+        timer.done("converge");
+        agreed
+    };
+    info!(
+        "every node agrees: {} masters, {} replicas, 16384 slots",
+        layout.masters,
+        layout.replicas()
+    );
+    summary.phases = timer.total();
+    report::print(settings.log_format, nodes, &observations, &summary);
+    Ok(summary)
+}
+
+fn explain(decision: Decision) -> &'static str {
+    match decision {
+        Decision::Formed => "the cluster is formed and every node agrees; nothing to do",
+        Decision::Fresh => "every node is empty and alone; forming the cluster",
+        Decision::Partial => "an earlier run was interrupted; finishing what is missing",
+        Decision::Reconnect => "the nodes lost each other (new addresses); re-introducing them",
+        Decision::Settling => "the cluster is complete; waiting for every node to agree",
+    }
+}
+
+/// Times the phases; each `done` logs the phase and its duration.
+#[derive(Debug)]
+pub struct Timer {
+    start: Instant,
+    last: Instant,
+    phases: Vec<(&'static str, Duration)>,
+}
+
+impl Default for Timer {
+    fn default() -> Timer {
+        let now = Instant::now();
+        Timer {
+            start: now,
+            last: now,
+            phases: Vec::new(),
+        }
+    }
+}
+
+impl Timer {
+    /// Ends the current phase.
+    pub fn done(&mut self, phase: &'static str) {
+        let took = self.last.elapsed();
+        self.last = Instant::now();
+        info!(
+            phase,
+            took_ms = took.as_millis() as u64,
+            "{phase} done in {}",
+            human(took)
+        );
+        self.phases.push((phase, took));
+    }
+
+    fn total(mut self) -> Vec<(&'static str, Duration)> {
+        self.phases.push(("total", self.start.elapsed()));
+        self.phases
+    }
+}
+
+fn human(d: Duration) -> String {
+    format!("{:.3}s", d.as_secs_f64())
+}

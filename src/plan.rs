@@ -84,6 +84,50 @@ pub enum Step {
     },
 }
 
+impl Step {
+    /// The node the step changes.
+    pub fn node(&self) -> usize {
+        match self {
+            Step::AddSlots { node, .. }
+            | Step::SetEpoch { node, .. }
+            | Step::Meet { node, .. }
+            | Step::Replicate { node, .. } => *node,
+        }
+    }
+
+    /// The command as it will be sent, with the node's name: the audit trail and the dry run.
+    pub fn describe(&self, nodes: &[Node]) -> String {
+        let on = &nodes[self.node()];
+        match self {
+            Step::AddSlots { slots, .. } => {
+                format!(
+                    "{on}: CLUSTER ADDSLOTSRANGE {} {}",
+                    slots.start(),
+                    slots.end()
+                )
+            }
+            Step::SetEpoch { epoch, .. } => format!("{on}: CLUSTER SET-CONFIG-EPOCH {epoch}"),
+            Step::Meet { peer, .. } => {
+                let to = &nodes[*peer];
+                format!(
+                    "{on}: CLUSTER MEET {} {} (meet {})",
+                    to.addr.ip(),
+                    to.addr.port(),
+                    to.name
+                )
+            }
+            Step::Replicate {
+                master, master_id, ..
+            } => {
+                format!(
+                    "{on}: CLUSTER REPLICATE {master_id} (replica of {})",
+                    nodes[*master].name
+                )
+            }
+        }
+    }
+}
+
 /// The decision and the steps that carry it out, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
@@ -116,7 +160,10 @@ pub fn plan(nodes: &[Node], layout: &Layout, observations: &[Observation]) -> Re
         let clusters: Vec<&Vec<usize>> = groups.iter().filter(|g| g.len() > 1).collect();
         return Err(if clusters.len() > 1 {
             let names = |g: &Vec<usize>| {
-                g.iter().map(|&i| nodes[i].name.as_str()).collect::<Vec<_>>().join(", ")
+                g.iter()
+                    .map(|&i| nodes[i].name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             };
             format!(
                 "the nodes belong to different clusters ({{{}}} and {{{}}}): {why}",
@@ -128,7 +175,10 @@ pub fn plan(nodes: &[Node], layout: &Layout, observations: &[Observation]) -> Re
         });
     }
     let fresh = observations.iter().all(|o| {
-        o.alone() && o.keys == 0 && o.myself().is_some_and(|m| !m.has_slots() && m.config_epoch == 0)
+        o.alone()
+            && o.keys == 0
+            && o.myself()
+                .is_some_and(|m| !m.has_slots() && m.config_epoch == 0)
     });
     let seed = groups
         .iter()
@@ -290,10 +340,16 @@ fn full_shape(layout: &Layout, observations: &[Observation]) -> bool {
 /// Refuses unless what exists is a subset of the plan: planned masters own their planned slots
 /// or none, planned replicas own none and follow their planned master or no one, and no node that
 /// would have to change holds keys.
-fn subset_of_plan(nodes: &[Node], layout: &Layout, observations: &[Observation]) -> Result<(), String> {
+fn subset_of_plan(
+    nodes: &[Node],
+    layout: &Layout,
+    observations: &[Observation],
+) -> Result<(), String> {
     for (i, o) in observations.iter().enumerate() {
         let node = &nodes[i];
-        let me = o.myself().ok_or_else(|| format!("{node} does not list itself in CLUSTER NODES"))?;
+        let me = o
+            .myself()
+            .ok_or_else(|| format!("{node} does not list itself in CLUSTER NODES"))?;
         if o.keys > 0 && o.alone() {
             return Err(format!(
                 "{node} holds {} key(s) but is not part of the cluster (old data in its data dir?): \
@@ -374,10 +430,16 @@ fn meets(nodes: &[Node], observations: &[Observation], seed: usize) -> Vec<Step>
     let mut steps = Vec::new();
     for i in (0..nodes.len()).filter(|&i| i != seed) {
         if !knows_at(seed, i) || !knows_at(i, seed) || stale(seed) {
-            steps.push(Step::Meet { node: i, peer: seed });
+            steps.push(Step::Meet {
+                node: i,
+                peer: seed,
+            });
         }
         if stale(i) {
-            steps.push(Step::Meet { node: seed, peer: i });
+            steps.push(Step::Meet {
+                node: seed,
+                peer: i,
+            });
         }
     }
     steps

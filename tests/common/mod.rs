@@ -1,0 +1,279 @@
+//! Test harness: real `redis-server` processes, one per "pod", each on its own loopback IP and
+//! port 6379 like pods, started with `--bind-source-addr` so the cluster bus sees the right peer
+//! address; and the real binary run as a subprocess.
+//!
+//! Every test takes its own block of addresses, `127.0.<block>.0/24`, so tests run in parallel.
+//! Blocks in use: see `BLOCKS.md` beside this file.
+
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The node timeout the tests run with (the guide uses 5000 ms; shorter keeps tests quick).
+pub const NODE_TIMEOUT_MS: u32 = 2000;
+
+/// One redis-server process playing one pod.
+pub struct RedisNode {
+    /// The pod's address.
+    pub addr: SocketAddr,
+    /// Its data directory (kept across restarts of the same "pod").
+    pub dir: PathBuf,
+    child: Option<Child>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+/// Options of a node beyond the defaults.
+#[derive(Clone, Default)]
+pub struct Options {
+    /// Start with `cluster-enabled no`.
+    pub standalone: bool,
+    /// `requirepass` and `masterauth`.
+    pub password: Option<String>,
+    /// Extra `--name value` arguments.
+    pub extra: Vec<String>,
+}
+
+impl RedisNode {
+    /// Starts a fresh node at `ip:6379` in a new temporary directory.
+    pub fn start(ip: &str, options: &Options) -> RedisNode {
+        let tmp = tempfile::Builder::new().prefix("redis-node-").tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let mut node = RedisNode::start_in(ip, &dir, options);
+        node._tmp = Some(tmp);
+        node
+    }
+
+    /// Starts a node at `ip:6379` on an existing data directory (a pod rescheduled with its volume).
+    pub fn start_in(ip: &str, dir: &Path, options: &Options) -> RedisNode {
+        let addr: SocketAddr = format!("{ip}:6379").parse().unwrap();
+        let redis_server = which("redis-server");
+        let mut args: Vec<String> = vec![
+            "--port".into(),
+            "6379".into(),
+            "--bind".into(),
+            ip.into(),
+            "--bind-source-addr".into(),
+            ip.into(),
+            "--protected-mode".into(),
+            "no".into(),
+            "--dir".into(),
+            dir.display().to_string(),
+            "--logfile".into(),
+            "redis.log".into(),
+            "--appendonly".into(),
+            "yes".into(),
+            "--cluster-enabled".into(),
+            if options.standalone { "no" } else { "yes" }.into(),
+            "--cluster-config-file".into(),
+            "nodes.conf".into(),
+            "--cluster-node-timeout".into(),
+            NODE_TIMEOUT_MS.to_string(),
+            // A replica's first sync otherwise waits 5 s for more replicas to join the transfer.
+            "--repl-diskless-sync-delay".into(),
+            "0".into(),
+        ];
+        if let Some(pw) = &options.password {
+            args.extend(["--requirepass".into(), pw.clone(), "--masterauth".into(), pw.clone()]);
+        }
+        args.extend(options.extra.iter().cloned());
+        let child = Command::new(redis_server)
+            .args(&args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        let node = RedisNode {
+            addr,
+            dir: dir.to_path_buf(),
+            child: Some(child),
+            _tmp: None,
+        };
+        node.wait_up();
+        node
+    }
+
+    fn wait_up(&self) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let log = std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default();
+        panic!("redis-server at {} did not start:\n{log}", self.addr);
+    }
+
+    /// `host:port` as the bootstrap takes it.
+    pub fn host_port(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// Runs `redis-cli` against this node and returns its output (trimmed).
+    pub fn cli(&self, args: &[&str]) -> String {
+        redis_cli(self.addr, None, args)
+    }
+
+    /// Kills the process (SIGKILL: no shutdown wait) and keeps the data directory.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills this node and starts it again on `ip` with the same data directory; keeps the temp dir.
+    pub fn restart_on(&mut self, ip: &str, options: &Options) {
+        self.kill();
+        let tmp = self._tmp.take();
+        let mut node = RedisNode::start_in(ip, &self.dir, options);
+        node._tmp = tmp;
+        std::mem::swap(self, &mut node);
+    }
+
+    /// The node's ID.
+    pub fn id(&self) -> String {
+        self.cli(&["cluster", "myid"])
+    }
+}
+
+impl Drop for RedisNode {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Starts `count` fresh cluster-enabled nodes at 127.0.`block`.11, .12, ...
+pub fn start_nodes(block: u8, count: usize) -> Vec<RedisNode> {
+    start_nodes_with(block, count, &Options::default())
+}
+
+/// Like [`start_nodes`], with options.
+pub fn start_nodes_with(block: u8, count: usize, options: &Options) -> Vec<RedisNode> {
+    let ips: Vec<String> = (0..count).map(|i| ip(block, i)).collect();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = ips
+            .iter()
+            .map(|ip| s.spawn(move || RedisNode::start(ip, options)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+/// The loopback IP of pod `index` in `block`.
+pub fn ip(block: u8, index: usize) -> String {
+    format!("127.0.{block}.{}", 11 + index)
+}
+
+/// `BOOTSTRAP_NODES` for these nodes.
+pub fn node_list(nodes: &[RedisNode]) -> String {
+    nodes.iter().map(RedisNode::host_port).collect::<Vec<_>>().join(",")
+}
+
+/// Runs `redis-cli` and returns its trimmed output.
+pub fn redis_cli(addr: SocketAddr, password: Option<&str>, args: &[&str]) -> String {
+    let mut cmd = Command::new(which("redis-cli"));
+    cmd.args(["-h", &addr.ip().to_string(), "-p", &addr.port().to_string()]);
+    if let Some(pw) = password {
+        cmd.env("REDISCLI_AUTH", pw);
+    }
+    let out = cmd.args(args).output().expect("run redis-cli");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// What a run of the binary printed and how it ended.
+pub struct Run {
+    /// The exit code.
+    pub code: i32,
+    /// Standard output (the report).
+    pub stdout: String,
+    /// Standard error (the logs).
+    pub stderr: String,
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit {}\n--- stdout\n{}\n--- stderr\n{}", self.code, self.stdout, self.stderr)
+    }
+}
+
+/// Runs the real binary with exactly these environment variables (plus PATH), and a hard limit.
+pub fn bootstrap(env: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_redis-cluster-bootstrap"));
+    cmd.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+    cmd.env("RUST_LOG", "info");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the bootstrap binary");
+    let out = wait_with_limit(child, Duration::from_secs(240));
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn wait_with_limit(child: Child, limit: Duration) -> Output {
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        if rx.recv_timeout(limit).is_err() {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+    });
+    let out = child.wait_with_output().expect("wait for the bootstrap binary");
+    let _ = tx.send(());
+    out
+}
+
+/// The path of a program, or a panic that says how to install it.
+pub fn which(program: &str) -> PathBuf {
+    for dir in std::env::var("PATH").unwrap_or_default().split(':') {
+        let p = Path::new(dir).join(program);
+        if p.is_file() {
+            return p;
+        }
+    }
+    for dir in ["/usr/bin", "/usr/local/bin", "/usr/sbin"] {
+        let p = Path::new(dir).join(program);
+        if p.is_file() {
+            return p;
+        }
+    }
+    panic!("{program} is not installed: run `apt-get install -y redis-server redis-tools` (the test script does)");
+}
+
+/// One node's view as `(id, role, master id, slots)` rows, for comparing topologies.
+pub fn topology(node: &RedisNode) -> Vec<(String, String, String, String)> {
+    let mut rows: Vec<_> = node
+        .cli(&["cluster", "nodes"])
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let role = if f[2].contains("master") { "master" } else { "replica" };
+            (f[0].to_string(), role.to_string(), f[3].to_string(), f[8..].join(" "))
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+/// Runs `redis-cli --cluster check` and returns (success, output).
+pub fn cluster_check(node: &RedisNode) -> (bool, String) {
+    let out = Command::new(which("redis-cli"))
+        .args(["--cluster", "check", &node.host_port()])
+        .output()
+        .expect("run redis-cli --cluster check");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let ok = out.status.success() && !text.contains("[ERR]") && !text.contains("[WARNING]");
+    (ok, text)
+}
