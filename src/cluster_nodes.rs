@@ -105,9 +105,7 @@ fn parse_line(line: &str) -> Result<ClusterNode, String> {
         id: fields[0].to_string(),
         addr: address(fields[1]),
         flags,
-        master_id: Some(fields[3])
-            .filter(|m| *m != "-")
-            .map(str::to_string),
+        master_id: Some(fields[3]).filter(|m| *m != "-").map(str::to_string),
         config_epoch: fields[6].parse().unwrap_or(0),
         connected: fields[7] == "connected",
         slots,
@@ -156,7 +154,8 @@ e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 127.0.0.14:6379@16379 slave 07c37dfeb23
 
     #[test]
     fn a_fresh_node_has_no_address_yet() {
-        let line = "c5b4ae5e1b7ec5a6c4fbc3d7b4d4a5a9e0a1b2c3 :6379@16379 myself,master - 0 0 0 connected";
+        let line =
+            "c5b4ae5e1b7ec5a6c4fbc3d7b4d4a5a9e0a1b2c3 :6379@16379 myself,master - 0 0 0 connected";
         let nodes = parse(line).unwrap();
         assert_eq!(nodes[0].addr, None);
         assert!(nodes[0].slots.is_empty());

@@ -98,7 +98,10 @@ mod tests {
         assert_eq!(l.role(0), Role::Master(0..=5460));
         assert_eq!(l.role(2), Role::Master(10923..=16383));
         let pairs: Vec<Role> = (3..6).map(|i| l.role(i)).collect();
-        assert_eq!(pairs, [Role::Replica(0), Role::Replica(1), Role::Replica(2)]);
+        assert_eq!(
+            pairs,
+            [Role::Replica(0), Role::Replica(1), Role::Replica(2)]
+        );
     }
 
     #[test]

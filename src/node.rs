@@ -100,7 +100,10 @@ mod tests {
     #[test]
     fn parses_names_ipv4_and_bracketed_ipv6() {
         let a: HostPort = "redis-app-0.redis-service:6379".parse().unwrap();
-        assert_eq!((a.host.as_str(), a.port), ("redis-app-0.redis-service", 6379));
+        assert_eq!(
+            (a.host.as_str(), a.port),
+            ("redis-app-0.redis-service", 6379)
+        );
         let b: HostPort = "[fd00::1]:7000".parse().unwrap();
         assert_eq!((b.host.as_str(), b.port), ("fd00::1", 7000));
         assert_eq!(b.to_string(), "[fd00::1]:7000");

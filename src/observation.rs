@@ -125,13 +125,17 @@ mod tests {
         # Cluster\r\ncluster_enabled:1\r\n# Keyspace\r\ndb0:keys=12,expires=0,avg_ttl=0\r\ndb3:keys=3,expires=1,avg_ttl=5\r\n";
     const CLUSTER_INFO: &str = "cluster_state:ok\r\ncluster_slots_assigned:16384\r\ncluster_slots_ok:16384\r\n\
         cluster_known_nodes:6\r\ncluster_my_epoch:2\r\n";
-    const NODES: &str =
-        "e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 127.0.0.14:6379@16379 myself,slave 07c3 0 0 1 connected\n";
+    const NODES: &str = "e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 127.0.0.14:6379@16379 myself,slave 07c3 0 0 1 connected\n";
 
     #[test]
     fn reads_keys_role_link_and_cluster_info() {
-        let o = Observation::parse(INFO, "e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca\n", NODES, CLUSTER_INFO)
-            .unwrap();
+        let o = Observation::parse(
+            INFO,
+            "e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca\n",
+            NODES,
+            CLUSTER_INFO,
+        )
+        .unwrap();
         assert!(o.cluster_enabled);
         assert_eq!(o.keys, 15);
         assert_eq!(o.master_link_up, Some(false));
@@ -143,7 +147,9 @@ mod tests {
 
     #[test]
     fn a_standalone_node_reports_its_keys() {
-        let o = Observation::standalone("# Cluster\r\ncluster_enabled:0\r\n# Keyspace\r\ndb0:keys=7,expires=0\r\n");
+        let o = Observation::standalone(
+            "# Cluster\r\ncluster_enabled:0\r\n# Keyspace\r\ndb0:keys=7,expires=0\r\n",
+        );
         assert!(!o.cluster_enabled);
         assert_eq!(o.keys, 7);
     }

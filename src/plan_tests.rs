@@ -9,25 +9,43 @@ fn id(i: usize) -> String {
 
 fn pods(n: usize) -> Vec<Node> {
     (0..n)
-        .map(|i| Node::new(format!("redis-app-{i}"), format!("127.0.0.{}:6379", 11 + i).parse().unwrap()))
+        .map(|i| {
+            Node::new(
+                format!("redis-app-{i}"),
+                format!("127.0.0.{}:6379", 11 + i).parse().unwrap(),
+            )
+        })
         .collect()
 }
 
 fn info(role_replica: bool, keys: u64) -> String {
-    let role = if role_replica { "role:slave\r\nmaster_link_status:up" } else { "role:master" };
-    format!("# Replication\r\n{role}\r\n# Cluster\r\ncluster_enabled:1\r\n# Keyspace\r\ndb0:keys={keys},expires=0\r\n")
+    let role = if role_replica {
+        "role:slave\r\nmaster_link_status:up"
+    } else {
+        "role:master"
+    };
+    format!(
+        "# Replication\r\n{role}\r\n# Cluster\r\ncluster_enabled:1\r\n# Keyspace\r\ndb0:keys={keys},expires=0\r\n"
+    )
 }
 
 /// A node that knows only itself, with optional slots and epoch.
 fn alone(i: usize, slots: &str, epoch: u64, keys: u64) -> Observation {
-    let line = format!("{} :6379@16379 myself,master - 0 0 {epoch} connected {slots}", id(i));
+    let line = format!(
+        "{} :6379@16379 myself,master - 0 0 {epoch} connected {slots}",
+        id(i)
+    );
     let ci = format!("cluster_state:fail\r\ncluster_known_nodes:1\r\ncluster_my_epoch:{epoch}\r\n");
     Observation::parse(&info(false, keys), &id(i), &line, &ci).unwrap()
 }
 
 /// Every node's view of one cluster: `masters[j]` is `None` for a master (slots from `slots`),
 /// `Some(m)` for a replica of pod m; `addr(j)` is where everyone thinks pod j is.
-fn cluster(masters: &[Option<usize>], slots: &[&str], addr: impl Fn(usize) -> String) -> Vec<Observation> {
+fn cluster(
+    masters: &[Option<usize>],
+    slots: &[&str],
+    addr: impl Fn(usize) -> String,
+) -> Vec<Observation> {
     let n = masters.len();
     (0..n)
         .map(|me| {
@@ -67,22 +85,51 @@ fn fresh_nodes_get_the_whole_plan_in_order() {
     let obs: Vec<Observation> = (0..6).map(|i| alone(i, "", 0, 0)).collect();
     let p = plan(&nodes, &layout, &obs).unwrap();
     assert_eq!(p.decision, Decision::Fresh);
-    let adds: Vec<&Step> = p.steps.iter().filter(|s| matches!(s, Step::AddSlots { .. })).collect();
+    let adds: Vec<&Step> = p
+        .steps
+        .iter()
+        .filter(|s| matches!(s, Step::AddSlots { .. }))
+        .collect();
     assert_eq!(
         adds,
         [
-            &Step::AddSlots { node: 0, slots: 0..=5460 },
-            &Step::AddSlots { node: 1, slots: 5461..=10922 },
-            &Step::AddSlots { node: 2, slots: 10923..=16383 }
+            &Step::AddSlots {
+                node: 0,
+                slots: 0..=5460
+            },
+            &Step::AddSlots {
+                node: 1,
+                slots: 5461..=10922
+            },
+            &Step::AddSlots {
+                node: 2,
+                slots: 10923..=16383
+            }
         ]
     );
-    assert_eq!(p.steps.iter().filter(|s| matches!(s, Step::SetEpoch { .. })).count(), 6);
-    assert_eq!(p.steps.iter().filter(|s| matches!(s, Step::Meet { .. })).count(), 5);
+    assert_eq!(
+        p.steps
+            .iter()
+            .filter(|s| matches!(s, Step::SetEpoch { .. }))
+            .count(),
+        6
+    );
+    assert_eq!(
+        p.steps
+            .iter()
+            .filter(|s| matches!(s, Step::Meet { .. }))
+            .count(),
+        5
+    );
     let pairs: Vec<(usize, usize)> = p
         .steps
         .iter()
         .filter_map(|s| match s {
-            Step::Replicate { node, master, master_id } => {
+            Step::Replicate {
+                node,
+                master,
+                master_id,
+            } => {
                 assert_eq!(master_id, &id(*master));
                 Some((*node, *master))
             }
@@ -108,7 +155,13 @@ fn fresh_nodes_get_the_whole_plan_in_order() {
 fn an_agreed_cluster_is_formed_with_nothing_to_do() {
     let (nodes, layout) = six();
     let p = plan(&nodes, &layout, &cluster(&PAIRS, &SIX, here)).unwrap();
-    assert_eq!(p, Plan { decision: Decision::Formed, steps: vec![] });
+    assert_eq!(
+        p,
+        Plan {
+            decision: Decision::Formed,
+            steps: vec![]
+        }
+    );
 }
 
 #[test]
@@ -140,8 +193,18 @@ fn slots_and_epochs_already_set_are_not_set_again() {
     let obs: Vec<Observation> = (0..6).map(|i| alone(i, SIX[i], i as u64 + 1, 0)).collect();
     let p = plan(&nodes, &layout, &obs).unwrap();
     assert_eq!(p.decision, Decision::Partial);
-    assert!(!p.steps.iter().any(|s| matches!(s, Step::AddSlots { .. } | Step::SetEpoch { .. })));
-    assert_eq!(p.steps.iter().filter(|s| matches!(s, Step::Replicate { .. })).count(), 3);
+    assert!(
+        !p.steps
+            .iter()
+            .any(|s| matches!(s, Step::AddSlots { .. } | Step::SetEpoch { .. }))
+    );
+    assert_eq!(
+        p.steps
+            .iter()
+            .filter(|s| matches!(s, Step::Replicate { .. }))
+            .count(),
+        3
+    );
 }
 
 #[test]
@@ -153,7 +216,11 @@ fn a_met_cluster_without_replicas_only_needs_replicate() {
     assert_eq!(
         p.steps,
         (3..6)
-            .map(|i| Step::Replicate { node: i, master: i - 3, master_id: id(i - 3) })
+            .map(|i| Step::Replicate {
+                node: i,
+                master: i - 3,
+                master_id: id(i - 3)
+            })
             .collect::<Vec<_>>()
     );
 }
@@ -164,7 +231,10 @@ fn refuses_cluster_mode_off() {
     let mut obs: Vec<Observation> = (0..6).map(|i| alone(i, "", 0, 0)).collect();
     obs[4] = Observation::standalone("cluster_enabled:0\r\n");
     let why = plan(&nodes, &layout, &obs).unwrap_err();
-    assert!(why.contains("redis-app-4") && why.contains("cluster-enabled yes"), "{why}");
+    assert!(
+        why.contains("redis-app-4") && why.contains("cluster-enabled yes"),
+        "{why}"
+    );
 }
 
 #[test]
@@ -173,14 +243,25 @@ fn refuses_a_lone_node_with_keys() {
     let mut obs: Vec<Observation> = (0..6).map(|i| alone(i, "", 0, 0)).collect();
     obs[1] = alone(1, "", 0, 42);
     let why = plan(&nodes, &layout, &obs).unwrap_err();
-    assert!(why.contains("redis-app-1") && why.contains("42 key"), "{why}");
+    assert!(
+        why.contains("redis-app-1") && why.contains("42 key"),
+        "{why}"
+    );
 }
 
 #[test]
 fn refuses_two_clusters() {
     let (nodes, layout) = six();
-    let a = cluster(&[None, None, None], &["0-5460", "5461-10922", "10923-16383"], here);
-    let b = cluster(&[None, None, None], &["0-5460", "5461-10922", "10923-16383"], |j| here(j + 3));
+    let a = cluster(
+        &[None, None, None],
+        &["0-5460", "5461-10922", "10923-16383"],
+        here,
+    );
+    let b = cluster(
+        &[None, None, None],
+        &["0-5460", "5461-10922", "10923-16383"],
+        |j| here(j + 3),
+    );
     // Rename b's IDs so they differ from a's.
     let b: Vec<Observation> = b
         .into_iter()
@@ -194,7 +275,10 @@ fn refuses_two_clusters() {
         .collect();
     let obs: Vec<Observation> = a.into_iter().chain(b).collect();
     let why = plan(&nodes, &layout, &obs).unwrap_err();
-    assert!(why.contains("claim slot") || why.contains("different clusters"), "{why}");
+    assert!(
+        why.contains("claim slot") || why.contains("different clusters"),
+        "{why}"
+    );
 }
 
 #[test]
@@ -203,7 +287,10 @@ fn refuses_a_node_that_knows_a_stranger() {
     let mut obs = cluster(&PAIRS, &SIX, here);
     obs[2].nodes[5].id = "f".repeat(40);
     let why = plan(&nodes, &layout, &obs).unwrap_err();
-    assert!(why.contains("redis-app-2") && why.contains("another cluster"), "{why}");
+    assert!(
+        why.contains("redis-app-2") && why.contains("another cluster"),
+        "{why}"
+    );
 }
 
 #[test]
@@ -212,7 +299,10 @@ fn refuses_open_slots() {
     let mut obs = cluster(&PAIRS, &SIX, here);
     obs[0].nodes[0].open_slots.push(format!("[93->-{}]", id(1)));
     let why = plan(&nodes, &layout, &obs).unwrap_err();
-    assert!(why.contains("open slot") && why.contains("redis-app-0"), "{why}");
+    assert!(
+        why.contains("open slot") && why.contains("redis-app-0"),
+        "{why}"
+    );
 }
 
 #[test]
@@ -221,7 +311,10 @@ fn refuses_slots_outside_the_plan() {
     let mut obs: Vec<Observation> = (0..6).map(|i| alone(i, "", 0, 0)).collect();
     obs[4] = alone(4, "0-100", 0, 0);
     let why = plan(&nodes, &layout, &obs).unwrap_err();
-    assert!(why.contains("redis-app-4") && why.contains("outside the plan"), "{why}");
+    assert!(
+        why.contains("redis-app-4") && why.contains("outside the plan"),
+        "{why}"
+    );
 }
 
 #[test]
@@ -230,5 +323,8 @@ fn refuses_to_turn_a_node_with_keys_into_a_replica() {
     let mut obs = cluster(&[None; 6], &SIX, here);
     obs[5].keys = 3;
     let why = plan(&nodes, &layout, &obs).unwrap_err();
-    assert!(why.contains("redis-app-5") && why.contains("discard"), "{why}");
+    assert!(
+        why.contains("redis-app-5") && why.contains("discard"),
+        "{why}"
+    );
 }
