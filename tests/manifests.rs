@@ -988,7 +988,7 @@ fn the_job_deadline_covers_every_retry_and_keeps_its_log_a_day() {
         let rendered = render(dir);
         let job = rendered.job();
         let spec = job.spec.as_ref().unwrap();
-        let settings = settings_of(&rendered);
+        let settings = settings_of(rendered);
         let attempts = spec.backoff_limit.unwrap() as u32 + 1;
         let per_attempt = settings.ready_timeout + settings.converge_timeout;
         // The Job controller waits 10s, 20s, 40s, ... between attempts.
