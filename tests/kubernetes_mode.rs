@@ -10,7 +10,13 @@ mod common;
 mod dns;
 mod fake_api;
 
-use std::time::{Duration, Instant};
+use std::net::IpAddr;
+use std::time::{Duration, Instant, SystemTime};
+
+use k8s_openapi::jiff::Timestamp;
+use redis_cluster_bootstrap::Error;
+use redis_cluster_bootstrap::config::Settings;
+use redis_cluster_bootstrap::resolve::resolve_all;
 
 use common::{RedisNode, Run};
 use dns::FakeDns;
@@ -96,10 +102,21 @@ fn position(text: &str, needle: &str) -> usize {
         .unwrap_or_else(|| panic!("{needle:?} is not in:\n{text}"))
 }
 
+/// When the log line containing `needle` was written (the text format starts with the time).
+fn logged_at(log: &str, needle: &str) -> SystemTime {
+    let line = log
+        .lines()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("{needle:?} is not in:\n{log}"));
+    let stamp: Timestamp = line.split_whitespace().next().unwrap().parse().unwrap();
+    SystemTime::from(stamp)
+}
+
 #[test]
 fn bootstraps_once_the_statefulset_becomes_ready() {
     let world = World::new(50, "infra", 6);
     world.publish_all();
+    let ready_at = SystemTime::now() + Duration::from_millis(1600);
     world.api.script(vec![
         (Duration::ZERO, Stage::ready(6, 0).unobserved()),
         (Duration::from_millis(800), Stage::ready(6, 3)),
@@ -120,6 +137,14 @@ fn bootstraps_once_the_statefulset_becomes_ready() {
         "{run:?}"
     );
     assert!(position(log, "6/6 ready") < position(log, "the statefulset is ready"));
+    // The Ready event ends the wait at once, not at the next tick of a poll.
+    let reaction = logged_at(log, "6/6 ready")
+        .duration_since(ready_at)
+        .unwrap_or_default();
+    assert!(
+        reaction < Duration::from_millis(500),
+        "took {reaction:?} to see Ready\n{run:?}"
+    );
     // A watch, not a poll: one list, then a watch that delivered every change.
     let requests = world.api.requests();
     let count = |verb: &str| requests.iter().filter(|r| r.verb == verb).count();
@@ -250,20 +275,21 @@ fn a_statefulset_that_never_appears_times_out_saying_so() {
 #[test]
 fn retries_through_a_refused_connection_and_api_server_errors() {
     let block = 58;
+    let nodes = common::start_nodes(block, 3);
     let world = World {
         block,
         namespace: "infra",
-        // Connections are refused for the first second...
-        api: FakeApi::start_after(block, "infra", Duration::from_secs(1)),
+        // Connections are refused for the first two seconds...
+        api: FakeApi::start_after(block, "infra", Duration::from_secs(2)),
         dns: FakeDns::start(block),
-        nodes: common::start_nodes(block, 3),
+        nodes,
     };
     world.publish_all();
-    // ...then every request gets a 503 for a while.
-    world.api.fail_for(503, Duration::from_millis(2500));
+    // ...then every request gets a 503 for two more.
+    world.api.fail_for(503, Duration::from_secs(4));
     world.api.script(vec![
         (Duration::ZERO, Stage::ready(3, 1)),
-        (Duration::from_secs(3), Stage::ready(3, 3)),
+        (Duration::from_millis(4500), Stage::ready(3, 3)),
     ]);
 
     let run = world.bootstrap("infra", &[("BOOTSTRAP_REPLICAS_PER_MASTER", "0")]);
@@ -273,4 +299,106 @@ fn retries_through_a_refused_connection_and_api_server_errors() {
     assert!(requests.iter().any(|r| r.code == 503), "{requests:#?}");
     assert!(run.stderr.contains("Connection refused") || run.stderr.contains("connection refused"));
     assert!(run.stderr.contains("503 ServiceUnavailable"), "{run:?}");
+}
+
+#[test]
+fn an_api_server_that_stays_down_times_out_with_its_last_error() {
+    let world = World::new(59, "infra", 0);
+    world.api.show(&Stage::ready(3, 3));
+    world.api.fail_for(503, Duration::from_secs(60));
+
+    let run = world.bootstrap("infra", &[("BOOTSTRAP_READY_TIMEOUT", "2s")]);
+
+    assert_eq!(run.code, 1, "{run:?}");
+    let error = run.stderr.lines().last().unwrap_or_default();
+    assert!(
+        error.contains("statefulset infra/redis-app could not be read"),
+        "{run:?}"
+    );
+    assert!(
+        error.contains("last API error: list failed: 503 ServiceUnavailable"),
+        "{run:?}"
+    );
+}
+
+#[test]
+fn static_mode_host_names_go_through_the_same_resolver() {
+    let block = 60;
+    let dns = FakeDns::start(block);
+    let nodes = common::start_nodes(block, 3);
+    let hosts: Vec<String> = (0..3)
+        .map(|i| format!("redis-{i}.static.cluster.local:6379"))
+        .collect();
+    for (host, node) in hosts.iter().zip(&nodes) {
+        dns.add(host.trim_end_matches(":6379"), node.addr.ip());
+    }
+
+    let run = common::bootstrap(&[
+        ("BOOTSTRAP_NODES", &hosts.join(",")),
+        ("BOOTSTRAP_DNS_SERVER", &dns.addr.to_string()),
+        ("BOOTSTRAP_REPLICAS_PER_MASTER", "0"),
+        ("BOOTSTRAP_CONVERGE_TIMEOUT", "60s"),
+    ]);
+
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(common::cluster_check(&nodes[0]).0, "{run:?}");
+    for (host, node) in hosts.iter().zip(&nodes) {
+        assert!(
+            run.stdout
+                .lines()
+                .any(|l| l.contains(host.as_str()) && l.contains(&node.host_port())),
+            "no row with {host} and {}\n{run:?}",
+            node.addr
+        );
+    }
+}
+
+/// `resolve_all` in this process, asking `dns`.
+fn resolve(dns: &FakeDns, hosts: &[&str]) -> Result<Vec<IpAddr>, Error> {
+    let mut settings = Settings::from_vars(Vec::new()).unwrap();
+    settings.dns_server = Some(dns.addr);
+    settings.ready_timeout = Duration::from_secs(5);
+    let targets: Vec<(String, String, u16)> = hosts
+        .iter()
+        .enumerate()
+        .map(|(i, host)| (format!("redis-app-{i}"), host.to_string(), 6379))
+        .collect();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let nodes = runtime.block_on(resolve_all(&targets, &settings))?;
+    Ok(nodes.iter().map(|n| n.addr.ip()).collect())
+}
+
+#[test]
+fn pods_resolve_over_ipv4_and_ipv6_and_never_to_one_address() {
+    let dns = FakeDns::start(61);
+    let v4: IpAddr = "10.244.1.7".parse().unwrap();
+    let v6: IpAddr = "fd00:10:244::8".parse().unwrap();
+    dns.add("redis-app-0.redis-service.infra.svc.cluster.local", v4);
+    dns.add("redis-app-1.redis-service.infra.svc.cluster.local", v6);
+    dns.add("redis-app-2.redis-service.infra.svc.cluster.local", v4);
+
+    let both = resolve(
+        &dns,
+        &[
+            "redis-app-0.redis-service.infra.svc.cluster.local.",
+            "redis-app-1.redis-service.infra.svc.cluster.local.",
+        ],
+    );
+    assert_eq!(both.unwrap(), [v4, v6]);
+
+    let clash = resolve(
+        &dns,
+        &[
+            "redis-app-0.redis-service.infra.svc.cluster.local.",
+            "redis-app-1.redis-service.infra.svc.cluster.local.",
+            "redis-app-2.redis-service.infra.svc.cluster.local.",
+        ],
+    )
+    .unwrap_err();
+    assert!(
+        clash
+            .to_string()
+            .contains("redis-app-0 and redis-app-2 both resolve to 10.244.1.7:6379"),
+        "{clash}"
+    );
 }
