@@ -35,9 +35,17 @@ pub fn check(
         if !o.info.state_ok {
             problems.push(format!("{me} reports cluster_state:fail"));
         }
-        if o.nodes.len() != layout.nodes || o.info.known_nodes != layout.nodes as u64 {
+        let unknown: Vec<&str> = observations
+            .iter()
+            .zip(nodes)
+            .filter(|(peer, _)| o.knows(&peer.id).is_none())
+            .map(|(_, n)| n.name.as_str())
+            .collect();
+        if !unknown.is_empty() {
+            problems.push(format!("{me} does not know {}", unknown.join(", ")));
+        } else if o.nodes.len() != layout.nodes || o.info.known_nodes != layout.nodes as u64 {
             problems.push(format!(
-                "{me} knows {} of {} nodes",
+                "{me} knows {} nodes, expected {}",
                 o.info.known_nodes.max(o.nodes.len() as u64),
                 layout.nodes
             ));

@@ -44,10 +44,25 @@ pub async fn converge(
             }
         };
         if started.elapsed() >= timeout {
+            // The full check names every node and what it lacks, not just the first one.
+            let observations = observe_all(clients).await?;
+            let problems = agreement::check(&nodes, layout, &observations)
+                .err()
+                .unwrap_or(problems);
+            let mut detail = summarize(&problems);
+            if problems
+                .iter()
+                .any(|p| p.contains("does not know") || p.contains("handshake"))
+            {
+                detail.push_str(
+                    " (nodes that never learn of each other usually cannot reach each other's cluster bus port, \
+                     the client port + 10000)",
+                );
+            }
             return Err(Error::Timeout {
                 phase: "convergence",
                 after: timeout,
-                detail: summarize(&problems),
+                detail,
             });
         }
         if last_log.elapsed() >= PROGRESS_EVERY {

@@ -95,8 +95,9 @@ fn command(step: &Step, nodes: &[Node]) -> (redis::Cmd, &'static str) {
     (cmd, name)
 }
 
-/// Waits until the replica of `step` lists its master as a known node (handshake done):
-/// `CLUSTER REPLICATE` fails before that.
+/// Waits until the replica of `step` lists its master as a known node (handshake done) at its
+/// current address: `CLUSTER REPLICATE` fails before the handshake, and would point replication at
+/// a stale address before the re-mesh reached the replica.
 async fn knows_master(
     clients: &[Client],
     nodes: &[Node],
@@ -120,7 +121,12 @@ async fn knows_master(
         let known = cluster_nodes::parse(&text)
             .unwrap_or_default()
             .iter()
-            .any(|n| &n.id == master_id && !n.flags.handshake && !n.flags.noaddr);
+            .any(|n| {
+                &n.id == master_id
+                    && !n.flags.handshake
+                    && !n.flags.noaddr
+                    && n.addr == Some(nodes[*master].addr)
+            });
         if known {
             return Ok(());
         }

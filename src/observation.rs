@@ -2,6 +2,7 @@
 //! `CLUSTER NODES` and `CLUSTER INFO`. Pure code: [`crate::observe`] fetches the text.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 
 use crate::cluster_nodes::{self, ClusterNode};
 
@@ -16,6 +17,8 @@ pub struct Observation {
     pub keys: u64,
     /// For a replica, whether `master_link_status:up`.
     pub master_link_up: Option<bool>,
+    /// For a replica, where it replicates from (`master_host:master_port` of `INFO replication`).
+    pub master_addr: Option<SocketAddr>,
     /// The node's own view of the cluster (`CLUSTER NODES`).
     pub nodes: Vec<ClusterNode>,
     /// `CLUSTER INFO`.
@@ -46,6 +49,7 @@ impl Observation {
             id: String::new(),
             keys: keys(info),
             master_link_up: None,
+            master_addr: None,
             nodes: Vec::new(),
             info: ClusterInfo::default().with(&fields),
         }
@@ -66,6 +70,7 @@ impl Observation {
             id: id.trim().to_string(),
             keys: keys(info),
             master_link_up,
+            master_addr: master_addr(&fields),
             nodes: cluster_nodes::parse(cluster_nodes)?,
             info: ClusterInfo::default().with(&self::fields(cluster_info)),
         })
@@ -99,6 +104,13 @@ impl ClusterInfo {
     }
 }
 
+/// `master_host` and `master_port` of a replica, when the host is an IP.
+fn master_addr(fields: &HashMap<&str, &str>) -> Option<SocketAddr> {
+    let ip = fields.get("master_host")?.parse().ok()?;
+    let port = fields.get("master_port")?.parse().ok()?;
+    Some(SocketAddr::new(ip, port))
+}
+
 /// `key:value` lines of INFO-style replies.
 fn fields(text: &str) -> HashMap<&str, &str> {
     text.lines()
@@ -121,7 +133,7 @@ fn keys(info: &str) -> u64 {
 mod tests {
     use super::*;
 
-    const INFO: &str = "# Replication\r\nrole:slave\r\nmaster_link_status:down\r\n\
+    const INFO: &str = "# Replication\r\nrole:slave\r\nmaster_host:127.0.0.11\r\nmaster_port:6379\r\nmaster_link_status:down\r\n\
         # Cluster\r\ncluster_enabled:1\r\n# Keyspace\r\ndb0:keys=12,expires=0,avg_ttl=0\r\ndb3:keys=3,expires=1,avg_ttl=5\r\n";
     const CLUSTER_INFO: &str = "cluster_state:ok\r\ncluster_slots_assigned:16384\r\ncluster_slots_ok:16384\r\n\
         cluster_known_nodes:6\r\ncluster_my_epoch:2\r\n";
@@ -139,6 +151,7 @@ mod tests {
         assert!(o.cluster_enabled);
         assert_eq!(o.keys, 15);
         assert_eq!(o.master_link_up, Some(false));
+        assert_eq!(o.master_addr, Some("127.0.0.11:6379".parse().unwrap()));
         assert_eq!(o.id, "e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca");
         assert!(o.info.state_ok);
         assert_eq!((o.info.known_nodes, o.info.my_epoch), (6, 2));

@@ -148,7 +148,8 @@ pub fn plan(nodes: &[Node], layout: &Layout, observations: &[Observation]) -> Re
     }
     let groups = components(observations);
     if full_shape(layout, observations) && groups.iter().any(|g| g.len() == nodes.len()) {
-        let steps = meets(nodes, observations, 0);
+        let mut steps = meets(nodes, observations, 0);
+        steps.extend(repoints(nodes, observations));
         let decision = if steps.is_empty() {
             Decision::Settling
         } else {
@@ -410,6 +411,38 @@ fn subset_of_plan(
         }
     }
     Ok(())
+}
+
+/// `CLUSTER REPLICATE <its own master>` for replicas that replicate from an address their master
+/// no longer has: Redis 7.0 updates a master's address learnt through gossip without re-pointing
+/// its replicas, which then stay down. Re-issuing REPLICATE for the same master only re-points.
+fn repoints(nodes: &[Node], observations: &[Observation]) -> Vec<Step> {
+    let index: HashMap<&str, usize> = observations
+        .iter()
+        .enumerate()
+        .map(|(i, o)| (o.id.as_str(), i))
+        .collect();
+    let mut steps = Vec::new();
+    for (i, o) in observations.iter().enumerate() {
+        let Some(me) = o.myself().filter(|m| m.flags.replica) else {
+            continue;
+        };
+        let Some((&master, master_id)) = me
+            .master_id
+            .as_deref()
+            .and_then(|id| index.get(id).map(|m| (m, id)))
+        else {
+            continue;
+        };
+        if o.master_addr.is_some_and(|a| a != nodes[master].addr) {
+            steps.push(Step::Replicate {
+                node: i,
+                master,
+                master_id: master_id.to_string(),
+            });
+        }
+    }
+    steps
 }
 
 /// `CLUSTER MEET` steps that make every node know `seed` and be known by it at its current address.

@@ -18,11 +18,15 @@ fn pods(n: usize) -> Vec<Node> {
         .collect()
 }
 
-fn info(role_replica: bool, keys: u64) -> String {
-    let role = if role_replica {
-        "role:slave\r\nmaster_link_status:up"
-    } else {
-        "role:master"
+fn info(master: Option<&str>, keys: u64) -> String {
+    let role = match master {
+        Some(addr) => {
+            let (host, port) = addr.rsplit_once(':').unwrap();
+            format!(
+                "role:slave\r\nmaster_host:{host}\r\nmaster_port:{port}\r\nmaster_link_status:up"
+            )
+        }
+        None => "role:master".to_string(),
     };
     format!(
         "# Replication\r\n{role}\r\n# Cluster\r\ncluster_enabled:1\r\n# Keyspace\r\ndb0:keys={keys},expires=0\r\n"
@@ -36,7 +40,7 @@ fn alone(i: usize, slots: &str, epoch: u64, keys: u64) -> Observation {
         id(i)
     );
     let ci = format!("cluster_state:fail\r\ncluster_known_nodes:1\r\ncluster_my_epoch:{epoch}\r\n");
-    Observation::parse(&info(false, keys), &id(i), &line, &ci).unwrap()
+    Observation::parse(&info(None, keys), &id(i), &line, &ci).unwrap()
 }
 
 /// Every node's view of one cluster: `masters[j]` is `None` for a master (slots from `slots`),
@@ -63,7 +67,8 @@ fn cluster(
                 "cluster_state:ok\r\ncluster_slots_assigned:16384\r\ncluster_slots_ok:16384\r\ncluster_known_nodes:{n}\r\ncluster_my_epoch:{}\r\n",
                 me + 1
             );
-            Observation::parse(&info(masters[me].is_some(), 0), &id(me), &lines.join("\n"), &ci).unwrap()
+            let master = masters[me].map(&addr);
+            Observation::parse(&info(master.as_deref(), 0), &id(me), &lines.join("\n"), &ci).unwrap()
         })
         .collect()
 }
@@ -180,11 +185,29 @@ fn nodes_on_new_addresses_are_met_both_ways_and_nothing_else() {
     let old = |j: usize| format!("127.0.1.{}:6379", 11 + j);
     let p = plan(&nodes, &layout, &cluster(&PAIRS, &SIX, old)).unwrap();
     assert_eq!(p.decision, Decision::Reconnect);
-    assert!(p.steps.iter().all(|s| matches!(s, Step::Meet { .. })));
     for i in 1..6 {
         assert!(p.steps.contains(&Step::Meet { node: i, peer: 0 }));
         assert!(p.steps.contains(&Step::Meet { node: 0, peer: i }));
     }
+    // Replicas still pull from their master's old address: re-pointed to the same master, after
+    // the MEETs; nothing else (no slots, no epochs, no new roles).
+    let rest: Vec<&Step> = p
+        .steps
+        .iter()
+        .filter(|s| !matches!(s, Step::Meet { .. }))
+        .collect();
+    assert_eq!(
+        rest,
+        (3..6)
+            .map(|i| Step::Replicate {
+                node: i,
+                master: i - 3,
+                master_id: id(i - 3)
+            })
+            .collect::<Vec<_>>()
+            .iter()
+            .collect::<Vec<_>>()
+    );
 }
 
 #[test]
