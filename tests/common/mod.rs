@@ -39,7 +39,10 @@ pub struct Options {
 impl RedisNode {
     /// Starts a fresh node at `ip:6379` in a new temporary directory.
     pub fn start(ip: &str, options: &Options) -> RedisNode {
-        let tmp = tempfile::Builder::new().prefix("redis-node-").tempdir().unwrap();
+        let tmp = tempfile::Builder::new()
+            .prefix("redis-node-")
+            .tempdir()
+            .unwrap();
         let dir = tmp.path().to_path_buf();
         let mut node = RedisNode::start_in(ip, &dir, options);
         node._tmp = Some(tmp);
@@ -76,7 +79,12 @@ impl RedisNode {
             "0".into(),
         ];
         if let Some(pw) = &options.password {
-            args.extend(["--requirepass".into(), pw.clone(), "--masterauth".into(), pw.clone()]);
+            args.extend([
+                "--requirepass".into(),
+                pw.clone(),
+                "--masterauth".into(),
+                pw.clone(),
+            ]);
         }
         args.extend(options.extra.iter().cloned());
         let child = Command::new(redis_server)
@@ -171,7 +179,11 @@ pub fn ip(block: u8, index: usize) -> String {
 
 /// `BOOTSTRAP_NODES` for these nodes.
 pub fn node_list(nodes: &[RedisNode]) -> String {
-    nodes.iter().map(RedisNode::host_port).collect::<Vec<_>>().join(",")
+    nodes
+        .iter()
+        .map(RedisNode::host_port)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Runs `redis-cli` and returns its trimmed output.
@@ -197,14 +209,19 @@ pub struct Run {
 
 impl std::fmt::Debug for Run {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "exit {}\n--- stdout\n{}\n--- stderr\n{}", self.code, self.stdout, self.stderr)
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
     }
 }
 
 /// Runs the real binary with exactly these environment variables (plus PATH), and a hard limit.
 pub fn bootstrap(env: &[(&str, &str)]) -> Run {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_redis-cluster-bootstrap"));
-    cmd.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
     cmd.env("RUST_LOG", "info");
     for (k, v) in env {
         cmd.env(k, v);
@@ -230,7 +247,9 @@ fn wait_with_limit(child: Child, limit: Duration) -> Output {
             let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
         }
     });
-    let out = child.wait_with_output().expect("wait for the bootstrap binary");
+    let out = child
+        .wait_with_output()
+        .expect("wait for the bootstrap binary");
     let _ = tx.send(());
     out
 }
@@ -249,7 +268,9 @@ pub fn which(program: &str) -> PathBuf {
             return p;
         }
     }
-    panic!("{program} is not installed: run `apt-get install -y redis-server redis-tools` (the test script does)");
+    panic!(
+        "{program} is not installed: run `apt-get install -y redis-server redis-tools` (the test script does)"
+    );
 }
 
 /// One node's view as `(id, role, master id, slots)` rows, for comparing topologies.
@@ -259,8 +280,17 @@ pub fn topology(node: &RedisNode) -> Vec<(String, String, String, String)> {
         .lines()
         .map(|l| {
             let f: Vec<&str> = l.split(' ').collect();
-            let role = if f[2].contains("master") { "master" } else { "replica" };
-            (f[0].to_string(), role.to_string(), f[3].to_string(), f[8..].join(" "))
+            let role = if f[2].contains("master") {
+                "master"
+            } else {
+                "replica"
+            };
+            (
+                f[0].to_string(),
+                role.to_string(),
+                f[3].to_string(),
+                f[8..].join(" "),
+            )
         })
         .collect();
     rows.sort();
