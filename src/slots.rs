@@ -79,7 +79,10 @@ mod tests {
                 next = *r.end() as u32 + 1;
             }
             assert_eq!(next, SLOTS as u32, "masters={masters}");
-            let sizes: Vec<usize> = ranges.iter().map(|r| count(std::slice::from_ref(r))).collect();
+            let sizes: Vec<usize> = ranges
+                .iter()
+                .map(|r| count(std::slice::from_ref(r)))
+                .collect();
             let (min, max) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
             assert!(max - min <= 1, "masters={masters}: uneven {min}..{max}");
         }
