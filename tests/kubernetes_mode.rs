@@ -402,3 +402,16 @@ fn pods_resolve_over_ipv4_and_ipv6_and_never_to_one_address() {
         "{clash}"
     );
 }
+
+#[test]
+fn without_nodes_or_any_kubernetes_configuration_exits_2() {
+    // The harness clears the environment: no BOOTSTRAP_NODES, no KUBECONFIG, no HOME, not in a pod.
+    let run = common::bootstrap(&[]);
+
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("set KUBECONFIG, or set BOOTSTRAP_NODES"),
+        "{run:?}"
+    );
+}
