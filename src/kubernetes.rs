@@ -103,11 +103,7 @@ pub async fn discover(settings: &Settings) -> Result<Vec<Node>> {
 ///
 /// The trailing dot makes the name absolute, so the resolver never tries the search domains of
 /// `resolv.conf` first (a pod has `ndots:5` and three of them).
-pub fn pod_hosts(
-    settings: &Settings,
-    namespace: &str,
-    replicas: i32,
-) -> Vec<(String, String, u16)> {
+fn pod_hosts(settings: &Settings, namespace: &str, replicas: i32) -> Vec<(String, String, u16)> {
     (0..replicas.max(0))
         .map(|i| {
             let pod = format!("{}-{i}", settings.statefulset);

@@ -273,7 +273,7 @@ fn a_statefulset_that_never_appears_times_out_saying_so() {
 }
 
 #[test]
-fn retries_through_a_refused_connection_and_api_server_errors() {
+fn retries_through_refused_connections_429s_and_503s() {
     let block = 58;
     let nodes = common::start_nodes(block, 3);
     let world = World {
@@ -285,8 +285,9 @@ fn retries_through_a_refused_connection_and_api_server_errors() {
         nodes,
     };
     world.publish_all();
-    // ...then every request gets a 503 for two more.
-    world.api.fail_for(503, Duration::from_secs(4));
+    // ...then the API server answers two requests with 429 and two with 503.
+    world.api.fail_next(429, 2);
+    world.api.fail_next(503, 2);
     world.api.script(vec![
         (Duration::ZERO, Stage::ready(3, 1)),
         (Duration::from_millis(4500), Stage::ready(3, 3)),
@@ -296,8 +297,14 @@ fn retries_through_a_refused_connection_and_api_server_errors() {
 
     world.assert_formed(&run);
     let requests = world.api.requests();
-    assert!(requests.iter().any(|r| r.code == 503), "{requests:#?}");
+    for code in [429, 503] {
+        assert!(
+            requests.iter().any(|r| r.code == code),
+            "no {code}: {requests:#?}"
+        );
+    }
     assert!(run.stderr.contains("Connection refused") || run.stderr.contains("connection refused"));
+    assert!(run.stderr.contains("429 TooManyRequests"), "{run:?}");
     assert!(run.stderr.contains("503 ServiceUnavailable"), "{run:?}");
 }
 
@@ -305,7 +312,7 @@ fn retries_through_a_refused_connection_and_api_server_errors() {
 fn an_api_server_that_stays_down_times_out_with_its_last_error() {
     let world = World::new(59, "infra", 0);
     world.api.show(&Stage::ready(3, 3));
-    world.api.fail_for(503, Duration::from_secs(60));
+    world.api.fail_next(503, 1_000);
 
     let run = world.bootstrap("infra", &[("BOOTSTRAP_READY_TIMEOUT", "2s")]);
 
@@ -400,5 +407,18 @@ fn pods_resolve_over_ipv4_and_ipv6_and_never_to_one_address() {
             .to_string()
             .contains("redis-app-0 and redis-app-2 both resolve to 10.244.1.7:6379"),
         "{clash}"
+    );
+}
+
+#[test]
+fn without_nodes_or_any_kubernetes_configuration_exits_2() {
+    // The harness clears the environment: no BOOTSTRAP_NODES, no KUBECONFIG, no HOME, not in a pod.
+    let run = common::bootstrap(&[]);
+
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("set KUBECONFIG, or set BOOTSTRAP_NODES"),
+        "{run:?}"
     );
 }

@@ -11,8 +11,8 @@
 //! - `GET /api/v1/namespaces/{ns}/pods?labelSelector=...`: list.
 //!
 //! A test moves the StatefulSet through [`Stage`]s on a script (each change is a new
-//! resourceVersion and a watch event), and can switch on faults: a 403 on one verb, a period of
-//! errors such as 503, or a server that starts listening late. Every request is recorded.
+//! resourceVersion and a watch event), and can switch on faults: a 403 on one verb, errors such as
+//! 503 for the next requests, or a server that starts listening late. Every request is recorded.
 //!
 //! It listens on `127.0.<block>.1:6443`; [`FakeApi::kubeconfig`] writes the kubeconfig that points
 //! the binary at it (plain http, a bearer token).
@@ -21,12 +21,12 @@
 
 mod objects;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
@@ -92,8 +92,8 @@ struct State {
     events: Vec<(u64, String)>,
     /// `(verb, resource)` pairs answered with 403.
     forbidden: Vec<(String, String)>,
-    /// Every request answered with this status until then.
-    failing: Option<(u16, Instant)>,
+    /// The statuses of the next requests, an error each (503, 429...), before normal service.
+    failing: VecDeque<u16>,
     requests: Vec<Request>,
 }
 
@@ -186,9 +186,11 @@ impl FakeApi {
             .push((verb.into(), resource.into()));
     }
 
-    /// Answers every request with `code` (503, 429, 500...) for the next `period`.
-    pub fn fail_for(&self, code: u16, period: Duration) {
-        self.shared.state.lock().unwrap().failing = Some((code, Instant::now() + period));
+    /// Answers the next `count` requests (after those already set to fail) with `code`: 503,
+    /// 429 or 500.
+    pub fn fail_next(&self, code: u16, count: usize) {
+        let mut state = self.shared.state.lock().unwrap();
+        state.failing.extend(std::iter::repeat_n(code, count));
     }
 
     /// The requests answered so far.
@@ -319,10 +321,8 @@ impl Shared {
 
     /// The error a switched-on fault gives this request, if any.
     fn fault(&self, route: &Route) -> Option<Response<Body>> {
-        let state = self.state.lock().unwrap();
-        if let Some((code, until)) = state.failing
-            && Instant::now() < until
-        {
+        let mut state = self.state.lock().unwrap();
+        if let Some(code) = state.failing.pop_front() {
             let (reason, message) = match code {
                 429 => (
                     "TooManyRequests",
