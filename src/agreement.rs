@@ -31,7 +31,7 @@ pub fn check(
         .collect();
     let mut views = Vec::with_capacity(observations.len());
     for (i, o) in observations.iter().enumerate() {
-        let me = &nodes[i].name;
+        let me = &nodes[i];
         if !o.info.state_ok {
             problems.push(format!("{me} reports cluster_state:fail"));
         }

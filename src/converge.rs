@@ -86,7 +86,7 @@ async fn quick_check(clients: &[Client], layout: &Layout) -> Result<Option<Strin
     for (client, cluster_info, info) in answers {
         let o = Observation::parse(&info, "", "", &cluster_info)
             .unwrap_or_else(|_| Observation::standalone(""));
-        let name = &client.node.name;
+        let name = &client.node;
         if !o.info.state_ok {
             return Ok(Some(format!("{name} reports cluster_state:fail")));
         }

@@ -18,9 +18,17 @@ pub async fn run(settings: Settings) -> Result<Summary> {
     let mut timer = Timer::default();
     let nodes = match &settings.nodes {
         Some(list) => {
+            // Position i plays pod i; an IP has no better name than that, a host name is kept as given.
             let targets: Vec<(String, String, u16)> = list
                 .iter()
-                .map(|hp| (hp.to_string(), hp.host.clone(), hp.port))
+                .enumerate()
+                .map(|(i, hp)| {
+                    let name = match hp.ip() {
+                        Some(_) => format!("node-{i}"),
+                        None => hp.to_string(),
+                    };
+                    (name, hp.host.clone(), hp.port)
+                })
                 .collect();
             resolve::resolve_all(&targets, &settings).await?
         }

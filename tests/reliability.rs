@@ -355,7 +355,7 @@ fn a_replica_with_its_link_down_is_reported_not_fixed() {
     assert_eq!(run.code, 1, "{run:?}");
     assert!(
         run.stderr
-            .contains("127.0.76.14:6379 has master_link_status:down"),
+            .contains("node-3 (127.0.76.14:6379) has master_link_status:down"),
         "{run:?}"
     );
     assert_eq!(before, nodes.iter().map(topology).collect::<Vec<_>>());
