@@ -46,7 +46,7 @@ pub mod resolve;
 pub mod slots;
 pub mod telemetry;
 
-pub use error::{Error, ExitCode};
+pub use error::{Error, ExitCode, one_line};
 pub use pipeline::run;
 
 /// The crate's result type.

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use redis_cluster_bootstrap::config::{self, Settings};
-use redis_cluster_bootstrap::{ExitCode as Code, run, telemetry};
+use redis_cluster_bootstrap::{ExitCode as Code, one_line, run, telemetry};
 
 fn main() -> ExitCode {
     match std::env::args().nth(1).as_deref() {
@@ -40,23 +40,8 @@ fn main() -> ExitCode {
     match runtime.block_on(run(settings)) {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(exit_code = e.exit_code() as u8, "{}", chain(&e));
+            tracing::error!(exit_code = e.exit_code() as u8, "{}", one_line(&e));
             ExitCode::from(e.exit_code() as u8)
         }
     }
-}
-
-/// The error and its causes on one line.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let more = cause.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        source = cause.source();
-    }
-    text
 }

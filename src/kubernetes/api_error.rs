@@ -57,19 +57,7 @@ pub fn describe(error: &watcher::Error) -> String {
 pub fn describe_client(error: &kube::Error) -> String {
     match error {
         kube::Error::Api(status) => describe_status(status),
-        other => {
-            let mut text = other.to_string();
-            let mut cause = std::error::Error::source(other);
-            while let Some(c) = cause {
-                let more = c.to_string();
-                if !text.contains(&more) {
-                    text.push_str(": ");
-                    text.push_str(&more);
-                }
-                cause = c.source();
-            }
-            text
-        }
+        other => crate::one_line(other),
     }
 }
 

@@ -84,34 +84,32 @@ impl FakeDns {
         }
     }
 
-    /// Adds an A (or AAAA) record for `name` (absolute, with or without the final dot), now.
-    pub fn add(&self, name: &str, ip: IpAddr) {
+    /// An A (or AAAA) record for `name` (absolute, with or without the final dot), with the
+    /// zone serial it is published under.
+    fn record(&self, name: &str, ip: IpAddr) -> (Record, u32) {
         let name = Name::from_str(&format!("{}.", name.trim_end_matches('.'))).unwrap();
         let serial = self
             .serial
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
             + 1;
+        (Record::from_rdata(name, 5, RData::from(ip)), serial)
+    }
+
+    /// Adds an A (or AAAA) record for `name`, now.
+    pub fn add(&self, name: &str, ip: IpAddr) {
+        let (record, serial) = self.record(name, ip);
         let zone = self.zone.clone();
-        self.runtime.block_on(async move {
-            assert!(
-                zone.upsert(Record::from_rdata(name, 5, RData::from(ip)), serial)
-                    .await
-            );
-        });
+        self.runtime
+            .block_on(async move { assert!(zone.upsert(record, serial).await) });
     }
 
     /// Adds the record after `delay`, in the background.
     pub fn add_after(&self, delay: Duration, name: &str, ip: IpAddr) {
-        let name = Name::from_str(&format!("{}.", name.trim_end_matches('.'))).unwrap();
-        let serial = self
-            .serial
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-            + 1;
+        let (record, serial) = self.record(name, ip);
         let zone = self.zone.clone();
         self.runtime.spawn(async move {
             tokio::time::sleep(delay).await;
-            zone.upsert(Record::from_rdata(name, 5, RData::from(ip)), serial)
-                .await;
+            zone.upsert(record, serial).await;
         });
     }
 }
