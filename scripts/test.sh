@@ -9,3 +9,5 @@ scripts/install-deps.sh
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked
+# The release binary, built as the Dockerfile builds it, needs only what the distroless image has.
+scripts/check-static-deps.sh
