@@ -9,3 +9,7 @@ scripts/install-deps.sh
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked
+# The benchmark's smoke run (N=6, one run per tool; not timed): it must print its table.
+table=$(python3 bench/bench.py --smoke)
+grep -q '^| bootstrap | 1000 ms | 6 | 1 |' <<<"$table"
+grep -q '^| redis-cli | 1000 ms | 6 | 1 |' <<<"$table"
