@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs what the demo, the tests and the benchmark need on a fresh Debian machine:
-# redis-server and redis-cli (Debian's redis 7.0) and kubectl's kustomize for the manifest tests.
+# redis-server and redis-cli (Debian's redis 7.0), python3 for the benchmark, and kubectl's
+# kustomize for the manifest tests.
 set -euo pipefail
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v redis-cli >/dev/null || missing+=(redis-tools)
+command -v python3 >/dev/null || missing+=(python3)   # bench/bench.py
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo=sudo

@@ -11,3 +11,7 @@ cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked
 # The release binary, built as the Dockerfile builds it, needs only what the distroless image has.
 scripts/check-static-deps.sh
+# The benchmark's smoke run (N=6, one run per tool; not timed): it must print its table.
+table=$(python3 bench/bench.py --smoke)
+grep -q '^| bootstrap | 1000 ms | 6 | 1 |' <<<"$table"
+grep -q '^| redis-cli | 1000 ms | 6 | 1 |' <<<"$table"

@@ -201,7 +201,11 @@ pub fn plan(nodes: &[Node], layout: &Layout, observations: &[Observation]) -> Re
             });
         }
     }
-    steps.extend(meets(nodes, observations, seed));
+    steps.extend(if fresh {
+        introductions(layout)
+    } else {
+        meets(nodes, observations, seed)
+    });
     for (i, o) in observations.iter().enumerate() {
         if let Role::Replica(master) = layout.role(i) {
             let master_id = &observations[master].id;
@@ -474,6 +478,32 @@ fn meets(nodes: &[Node], observations: &[Observation], seed: usize) -> Vec<Step>
                 peer: i,
             });
         }
+    }
+    steps
+}
+
+/// How many masters every fresh node meets: the seeds through which gossip spreads.
+const SEEDS: usize = 3;
+
+/// `CLUSTER MEET` steps for fresh nodes: every node meets the first [`SEEDS`] masters, and every
+/// replica also meets its own master, so that it can follow it without waiting for gossip.
+///
+/// Measured with `bench/` on 2 cores, 1000 ms node timeout, time until converged at N = 30 / 100:
+/// everyone meets one seed (redis-cli's way) 1.7–2.1 s / 2.3–3.2 s; the masters meet each other
+/// (M²/2 MEETs) 1.3–1.6 s / 1.6–2.7 s; three seeds 1.1–1.5 s / 2.0–2.4 s, with at most 4 MEETs
+/// per node however large N grows; everyone meets everyone (a handshake storm) 2.8–6.0 s at 100.
+fn introductions(layout: &Layout) -> Vec<Step> {
+    let seeds = SEEDS.min(layout.masters);
+    let mut steps = Vec::new();
+    for node in 1..layout.nodes {
+        let own = match layout.role(node) {
+            Role::Replica(master) => Some(master),
+            Role::Master(_) => None,
+        };
+        let peers = own
+            .into_iter()
+            .chain((0..seeds.min(node)).filter(|&s| Some(s) != own));
+        steps.extend(peers.map(|peer| Step::Meet { node, peer }));
     }
     steps
 }

@@ -124,7 +124,7 @@ fn fresh_nodes_get_the_whole_plan_in_order() {
             .iter()
             .filter(|s| matches!(s, Step::Meet { .. }))
             .count(),
-        5
+        12
     );
     let pairs: Vec<(usize, usize)> = p
         .steps
@@ -154,6 +154,41 @@ fn fresh_nodes_get_the_whole_plan_in_order() {
         })
         .collect();
     assert!(kinds.is_sorted(), "{kinds:?}");
+}
+
+/// Fresh nodes meet the three seeds (the first masters) and each replica its own master: at most
+/// 4 MEETs per node however large N grows, and no replica waits for gossip to find its master.
+#[test]
+fn fresh_nodes_meet_three_seeds_and_replicas_their_master() {
+    let nodes = pods(200);
+    let layout = Layout::new(200, 1).unwrap();
+    let obs: Vec<Observation> = (0..200).map(|i| alone(i, "", 0, 0)).collect();
+    let p = plan(&nodes, &layout, &obs).unwrap();
+    let meets: Vec<(usize, usize)> = p
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Meet { node, peer } => Some((*node, *peer)),
+            _ => None,
+        })
+        .collect();
+    assert!(meets.len() <= 4 * 200, "{}", meets.len());
+    for node in 1..200 {
+        let met: Vec<usize> = meets
+            .iter()
+            .filter(|(n, _)| *n == node)
+            .map(|(_, peer)| *peer)
+            .collect();
+        for seed in 0..3.min(node) {
+            assert!(
+                met.contains(&seed),
+                "pod {node} should meet seed {seed}: {met:?}"
+            );
+        }
+        if let Role::Replica(master) = layout.role(node) {
+            assert_eq!(met[0], master, "pod {node} should meet its master first");
+        }
+    }
 }
 
 #[test]
