@@ -15,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use futures::future::try_join_all;
-use tracing::{debug, info};
+use tracing::info;
 
 use crate::agreement;
 use crate::client::Client;
