@@ -155,8 +155,13 @@ async fn nudge(
             now.duration_since(since) >= after
         })
         .collect();
-    // No more handshakes at once than the introductions made: the rest wait for the next round.
-    due.truncate(NUDGES_PER_NODE * observations.len());
+    // No node opens more handshakes at once than the introductions made it: the rest wait for
+    // the next round.
+    let mut sent = vec![0; observations.len()];
+    due.retain(|&(peer, _)| {
+        sent[peer] += 1;
+        sent[peer] <= NUDGES_PER_NODE
+    });
     if due.is_empty() {
         return Ok(());
     }
