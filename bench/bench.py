@@ -552,7 +552,8 @@ def main():
                          "leaves it unset). Not part of 'converged', but the bootstrap waits for "
                          "every replica's first sync before it exits")
     ap.add_argument("--poll-ms", type=float, default=20,
-                    help="the poller's period (CLUSTER INFO to every node, pipelined)")
+                    help="the poller's period, ms (it asks the node not there yet, then every "
+                         "node, pipelined)")
     ap.add_argument("--run-timeout", type=float, default=90, help="give up a run after this, s")
     ap.add_argument("--trace", type=float, default=0, metavar="SECONDS",
                     help="print what is still missing every SECONDS (diagnosis; adds load)")

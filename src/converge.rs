@@ -68,42 +68,56 @@ pub async fn converge(
     let mut laggard = None;
     let mut problems = Vec::new();
     loop {
-        let mut waiting = match laggard {
-            Some(i) => not_ready(&clients[i], layout).await?,
-            None => None,
-        };
-        if waiting.is_none() {
-            waiting = first_not_ready(clients, layout).await?.map(|(i, problem)| {
-                laggard = Some(i);
-                problem
-            });
-        }
-        let every = if waiting.is_none() {
-            agree_every
-        } else {
-            nudge_every
-        };
-        if last_full.is_none_or(|t| t.elapsed() >= every) {
-            last_full = Some(Instant::now());
-            let observations = observe_all(clients).await?;
-            let verdict = agreement::check(&nodes, layout, &observations);
-            if waiting.is_none() && verdict.is_ok() {
-                return Ok(observations);
+        let round = async {
+            let mut waiting = match laggard {
+                Some(i) => not_ready(&clients[i], layout).await?,
+                None => None,
+            };
+            if waiting.is_none() {
+                laggard = None;
+                waiting = first_not_ready(clients, layout).await?.map(|(i, problem)| {
+                    laggard = Some(i);
+                    problem
+                });
             }
-            nudge(
-                clients,
-                &observations,
-                &mut stale_since,
-                nudge_after(nodes.len()),
-            )
-            .await?;
-            problems = verdict.err().unwrap_or_default();
-        }
+            let every = if waiting.is_none() {
+                agree_every
+            } else {
+                nudge_every
+            };
+            if last_full.is_none_or(|t| t.elapsed() >= every) {
+                last_full = Some(Instant::now());
+                let observations = observe_all(clients).await?;
+                let verdict = agreement::check(&nodes, layout, &observations);
+                if waiting.is_none() && verdict.is_ok() {
+                    return Ok(Some(observations));
+                }
+                nudge(
+                    clients,
+                    &observations,
+                    &mut stale_since,
+                    nudge_after(nodes.len()),
+                )
+                .await?;
+                problems = verdict.err().unwrap_or_default();
+            }
+            if let Some(problem) = waiting {
+                problems = vec![problem];
+            }
+            Ok::<_, Error>(None)
+        };
         // Once the cheap check passes, only the full check is worth repeating.
-        let pause = if waiting.is_none() { agree_every } else { POLL };
-        if let Some(problem) = waiting {
-            problems = vec![problem];
-        }
+        let pause = match round.await {
+            Ok(Some(observations)) => return Ok(observations),
+            Ok(None) if laggard.is_some() => POLL,
+            Ok(None) => agree_every,
+            // A node too busy to answer in time is not there yet: keep asking until the timeout.
+            Err(e @ Error::Unreachable { .. }) if is_timeout(&e) => {
+                problems = vec![e.to_string()];
+                POLL
+            }
+            Err(e) => return Err(e),
+        };
         if started.elapsed() >= timeout {
             // The full check names every node and what it lacks, not just the first one.
             let observations = observe_all(clients).await?;
@@ -134,6 +148,10 @@ pub async fn converge(
     }
 }
 
+fn is_timeout(e: &Error) -> bool {
+    matches!(e, Error::Unreachable { source, .. } if source.is_timeout())
+}
+
 /// Tells every peer whose node has held a stale view of it for `after` to `CLUSTER MEET` that
 /// node again, so that the node reads the peer's own header.
 async fn nudge(
@@ -152,8 +170,13 @@ async fn nudge(
             now.duration_since(since) >= after
         })
         .collect();
-    // No more handshakes at once than the introductions made: the rest wait for the next round.
-    due.truncate(NUDGES_PER_NODE * observations.len());
+    // No node opens more handshakes at once than the introductions made it: the rest wait for
+    // the next round.
+    let mut sent = vec![0; observations.len()];
+    due.retain(|&(peer, _)| {
+        sent[peer] += 1;
+        sent[peer] <= NUDGES_PER_NODE
+    });
     if due.is_empty() {
         return Ok(());
     }
