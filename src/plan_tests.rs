@@ -80,6 +80,17 @@ fn here(j: usize) -> String {
     format!("127.0.0.{}:6379", 11 + j)
 }
 
+/// `CLUSTER REPLICATE` of pods 3, 4, 5 to 0, 1, 2.
+fn pairs() -> Vec<Step> {
+    (3..6)
+        .map(|i| Step::Replicate {
+            node: i,
+            master: i - 3,
+            master_id: id(i - 3),
+        })
+        .collect()
+}
+
 fn six() -> (Vec<Node>, Layout) {
     (pods(6), Layout::new(6, 1).unwrap())
 }
@@ -231,18 +242,7 @@ fn nodes_on_new_addresses_are_met_both_ways_and_nothing_else() {
         .iter()
         .filter(|s| !matches!(s, Step::Meet { .. }))
         .collect();
-    assert_eq!(
-        rest,
-        (3..6)
-            .map(|i| Step::Replicate {
-                node: i,
-                master: i - 3,
-                master_id: id(i - 3)
-            })
-            .collect::<Vec<_>>()
-            .iter()
-            .collect::<Vec<_>>()
-    );
+    assert_eq!(rest, pairs().iter().collect::<Vec<_>>());
 }
 
 #[test]
@@ -271,16 +271,7 @@ fn a_met_cluster_without_replicas_only_needs_replicate() {
     let masters = [None; 6];
     let p = plan(&nodes, &layout, &cluster(&masters, &SIX, here)).unwrap();
     assert_eq!(p.decision, Decision::Partial);
-    assert_eq!(
-        p.steps,
-        (3..6)
-            .map(|i| Step::Replicate {
-                node: i,
-                master: i - 3,
-                master_id: id(i - 3)
-            })
-            .collect::<Vec<_>>()
-    );
+    assert_eq!(p.steps, pairs());
 }
 
 /// Six fresh nodes.
