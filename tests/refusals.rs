@@ -25,11 +25,7 @@ fn alone(node: &RedisNode) -> bool {
 #[test]
 fn cluster_mode_disabled_is_refused() {
     let mut nodes = start_nodes(20, 6);
-    let standalone = Options {
-        standalone: true,
-        ..Options::default()
-    };
-    nodes[2].restart_on(&ip(20, 2), &standalone);
+    nodes[2].restart_on(&ip(20, 2), &Options::standalone());
     nodes[2].cli(&["set", "k", "v"]);
     let run = run_on(&nodes, "1");
     assert_eq!(run.code, 3, "{run:?}");
@@ -51,11 +47,7 @@ fn cluster_mode_disabled_is_refused() {
 #[test]
 fn a_node_holding_keys_outside_a_cluster_is_refused() {
     let mut nodes = start_nodes(21, 6);
-    let standalone = Options {
-        standalone: true,
-        ..Options::default()
-    };
-    nodes[1].restart_on(&ip(21, 1), &standalone);
+    nodes[1].restart_on(&ip(21, 1), &Options::standalone());
     for i in 0..50 {
         nodes[1].cli(&["set", &format!("key:{i}"), "precious"]);
     }

@@ -36,6 +36,16 @@ pub struct Options {
     pub extra: Vec<String>,
 }
 
+impl Options {
+    /// A node with `cluster-enabled no`.
+    pub fn standalone() -> Options {
+        Options {
+            standalone: true,
+            ..Options::default()
+        }
+    }
+}
+
 impl RedisNode {
     /// Starts a fresh node at `ip:6379` in a new temporary directory.
     pub fn start(ip: &str, options: &Options) -> RedisNode {
