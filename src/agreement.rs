@@ -29,7 +29,9 @@ pub fn check(
         .enumerate()
         .map(|(i, o)| (o.id.as_str(), i))
         .collect();
-    let mut views = Vec::with_capacity(observations.len());
+    // Every view is compared with the first as it comes: at 500 nodes, holding them all would
+    // double the memory of the observations.
+    let first = observations.first().map(topology);
     for (i, o) in observations.iter().enumerate() {
         let me = &nodes[i];
         if !o.info.state_ok {
@@ -85,20 +87,17 @@ pub fn check(
                 problems.push(format!("{me} sees {peer} at {seen}, not {}", nodes[j].addr));
             }
         }
-        views.push(topology(o));
+        if i > 0 && first.as_ref() != Some(&topology(o)) {
+            problems.push(format!(
+                "{} and {} disagree on masters, replicas or slots",
+                nodes[0].name, nodes[i].name
+            ));
+        }
     }
-    if let Some(first) = views.first() {
-        for (i, view) in views.iter().enumerate().skip(1) {
-            if view != first {
-                problems.push(format!(
-                    "{} and {} disagree on masters, replicas or slots",
-                    nodes[0].name, nodes[i].name
-                ));
-            }
-        }
-        if let Err(shape) = shape(first, layout) {
-            problems.push(shape);
-        }
+    if let Some(first) = &first
+        && let Err(shape) = shape(first, layout)
+    {
+        problems.push(shape);
     }
     if problems.is_empty() {
         Ok(())
@@ -108,9 +107,9 @@ pub fn check(
 }
 
 /// A node's view of who is master of which slots and who replicates whom, by node ID.
-type Topology = BTreeMap<String, (Option<String>, Vec<(u16, u16)>)>;
+type Topology<'a> = BTreeMap<&'a str, (Option<&'a str>, Vec<(u16, u16)>)>;
 
-fn topology(o: &Observation) -> Topology {
+fn topology(o: &Observation) -> Topology<'_> {
     o.nodes
         .iter()
         .map(|n| {
@@ -118,21 +117,21 @@ fn topology(o: &Observation) -> Topology {
                 n.slots.iter().map(|r| (*r.start(), *r.end())).collect();
             ranges.sort_unstable();
             let master = if n.flags.replica {
-                n.master_id.clone()
+                n.master_id.as_deref()
             } else {
                 None
             };
-            (n.id.clone(), (master, ranges))
+            (n.id.as_str(), (master, ranges))
         })
         .collect()
 }
 
 /// M masters that own slots, each followed by exactly R replicas, and nothing else.
 fn shape(view: &Topology, layout: &Layout) -> Result<(), String> {
-    let masters: Vec<&String> = view
+    let masters: Vec<&str> = view
         .iter()
         .filter(|(_, (master, slots))| master.is_none() && !slots.is_empty())
-        .map(|(id, _)| id)
+        .map(|(id, _)| *id)
         .collect();
     let idle = view
         .values()
@@ -141,12 +140,12 @@ fn shape(view: &Topology, layout: &Layout) -> Result<(), String> {
     let mut replicas: HashMap<&str, usize> = HashMap::new();
     for (master, _) in view.values() {
         if let Some(m) = master {
-            *replicas.entry(m.as_str()).or_default() += 1;
+            *replicas.entry(m).or_default() += 1;
         }
     }
     let uneven = masters
         .iter()
-        .filter(|m| replicas.get(m.as_str()).copied().unwrap_or(0) != layout.replicas_per_master)
+        .filter(|m| replicas.get(*m).copied().unwrap_or(0) != layout.replicas_per_master)
         .count();
     if masters.len() == layout.masters && idle == 0 && uneven == 0 {
         Ok(())

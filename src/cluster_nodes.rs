@@ -64,11 +64,13 @@ impl ClusterNode {
 
 /// Parses the whole `CLUSTER NODES` reply.
 pub fn parse(text: &str) -> Result<Vec<ClusterNode>, String> {
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(parse_line)
-        .collect()
+    let lines = || text.lines().map(str::trim).filter(|l| !l.is_empty());
+    // Sized exactly: the convergence loop holds N views of N lines at once.
+    let mut nodes = Vec::with_capacity(lines().count());
+    for line in lines() {
+        nodes.push(parse_line(line)?);
+    }
+    Ok(nodes)
 }
 
 fn parse_line(line: &str) -> Result<ClusterNode, String> {

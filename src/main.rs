@@ -32,8 +32,9 @@ fn main() -> ExitCode {
         }
     };
     telemetry::init(settings.log_format);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread: the work is waiting on N sockets, and one thread keeps one malloc arena (two
+    // worker threads cost ~1.3 MB of peak RSS at 100 nodes).
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("start the async runtime");
