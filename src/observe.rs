@@ -27,12 +27,46 @@ pub async fn observe(client: &Client) -> Result<Observation> {
     pipe.cmd("CLUSTER").arg("INFO");
     let (id, nodes, cluster_info): (String, String, String) =
         client.pipeline(&pipe, "CLUSTER MYID/NODES/INFO").await?;
-    Observation::parse(&info, &id, &nodes, &cluster_info).map_err(|why| Error::Command {
+    parsed(
+        client,
+        Observation::parse(&info, &id, &nodes, &cluster_info),
+    )
+}
+
+fn parsed(
+    client: &Client,
+    parsed: std::result::Result<Observation, String>,
+) -> Result<Observation> {
+    parsed.map_err(|why| Error::Command {
         node: client.node.name.clone(),
         addr: client.node.addr.to_string(),
         command: "CLUSTER NODES".into(),
         source: redis::RedisError::from((redis::ErrorKind::Parse, "unexpected reply", why)),
     })
+}
+
+/// Observes a node known to be in cluster mode: one round trip instead of two.
+pub async fn observe_member(client: &Client) -> Result<Observation> {
+    let mut pipe = redis::pipe();
+    pipe.cmd("INFO")
+        .arg("replication")
+        .arg("cluster")
+        .arg("keyspace");
+    pipe.cmd("CLUSTER").arg("MYID");
+    pipe.cmd("CLUSTER").arg("NODES");
+    pipe.cmd("CLUSTER").arg("INFO");
+    let (info, id, nodes, cluster_info): (String, String, String, String) = client
+        .pipeline(&pipe, "INFO/CLUSTER MYID/NODES/INFO")
+        .await?;
+    parsed(
+        client,
+        Observation::parse(&info, &id, &nodes, &cluster_info),
+    )
+}
+
+/// Observes every node known to be in cluster mode (the convergence loop's full check).
+pub async fn observe_members(clients: &[Client]) -> Result<Vec<Observation>> {
+    try_join_all(clients.iter().map(observe_member)).await
 }
 
 /// Observes every node concurrently, in node order.
