@@ -68,6 +68,27 @@ impl Client {
             .await
             .map_err(|e| classify(&self.node, what, e))
     }
+    /// Sends several commands in one round trip. Redis runs every one of them, so each gets its
+    /// own result, and an error names its own command; the outer error is the connection's.
+    pub async fn each(&self, commands: Vec<(redis::Cmd, &str)>) -> Result<Vec<Result<()>>> {
+        let mut pipe = redis::pipe();
+        let mut names = Vec::with_capacity(commands.len());
+        for (cmd, what) in commands {
+            pipe.add_command(cmd);
+            names.push(what);
+        }
+        pipe.ignore_errors();
+        let mut conn = self.conn.clone();
+        let results: Vec<redis::RedisResult<redis::Value>> = pipe
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| classify(&self.node, &names.join(", "), e))?;
+        Ok(results
+            .into_iter()
+            .zip(names)
+            .map(|(result, what)| result.map(drop).map_err(|e| classify(&self.node, what, e)))
+            .collect())
+    }
 }
 
 /// Connects to every node at once, each retried with backoff until `timeout`: a pod that was
