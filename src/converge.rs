@@ -119,11 +119,15 @@ pub async fn converge(
             }
         }
         if started.elapsed() >= timeout {
-            // The full check names every node and what it lacks, not just the first ones.
-            let observations = observe_members(clients).await?;
-            let problems = agreement::check(&nodes, layout, &observations)
-                .err()
-                .unwrap_or(problems);
+            // The full check names every node and what it lacks, not just the first ones; a node
+            // too busy to answer it is named as such, inside the timeout's message.
+            let problems = match observe_members(clients).await {
+                Ok(observations) => agreement::check(&nodes, layout, &observations)
+                    .err()
+                    .unwrap_or(problems),
+                Err(e) if is_timeout(&e) => vec![e.to_string()],
+                Err(e) => return Err(e),
+            };
             let mut detail = summarize(&problems);
             if problems
                 .iter()
