@@ -11,8 +11,15 @@ every link connected, no fail / fail? / handshake / noaddr flag, M masters with 
 replicas. "floor" is Redis's own bound: a fresh master stays at cluster_state:fail for
 clamp(T, 0.5 s, 5 s) after it first owns slots.
 
+"premeshed" is a reference, not a tool: the nodes are meshed before the clock starts, then slots
+and replicas are assigned in one round trip and Redis is left alone. It times Redis's own
+convergence on this machine without the handshake storm of forming a mesh; where it is far above
+the floor at 1000 ms, the machine's CPU, not the tool, sets the pace. It is no lower bound: with
+nothing to re-introduce stale peers, at 5000 ms the last views straggle in for seconds.
+
     python3 bench/bench.py                 # N = 6, 30, 100 at T = 5000 and 1000 ms, 5 runs each
     python3 bench/bench.py --nodes 300 --timeouts 5000 --runs 1 --out bench/results/n300
+    python3 bench/bench.py --nodes 100 --tools bootstrap,redis-cli,premeshed
     python3 bench/bench.py --smoke         # N = 6, T = 1000 ms, one run per tool (CI)
 
 Results: a Markdown table on stdout and in <out>/table.md, every run in <out>/runs.json, and the
@@ -35,7 +42,11 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BINARY = os.path.join(ROOT, "target", "release", "redis-cluster-bootstrap")
 SLOTS = 16384
-TOOLS = ("bootstrap", "redis-cli")
+TOOLS = ("bootstrap", "redis-cli", "premeshed")
+# "premeshed" is no tool but a reference: the nodes are meshed before the clock starts, then slots
+# and replicas are assigned in one round trip, and Redis is left alone. It times Redis's own
+# convergence on this machine with the handshake storm left out (and no help after it).
+REFERENCE = "premeshed"
 # 127.201.0.0/16 .. 127.209.0.0/16 belong to the benchmark (tests/common/BLOCKS.md). Each run
 # takes the next /16, so a run never reuses an address the previous run's nodes just dropped.
 BLOCKS = range(201, 210)
@@ -325,6 +336,53 @@ class Tool:
         return not self.thread.is_alive()
 
 
+class Premeshed:
+    """The reference run, in-process: what a tool could at best do once the nodes know each other.
+
+    Before the clock starts: every node meets node 0, and the mesh is awaited (every node knows N
+    nodes, every link connected, no handshake). Then, at t0: one ADDSLOTSRANGE per master and one
+    REPLICATE per replica, all sent before any reply is read.
+    """
+
+    def __init__(self, conns, n, masters, cluster):
+        ids = fan_out(conns, "CLUSTER", "MYID")
+        for c in conns[1:]:
+            c.send("CLUSTER", "MEET", conns[0].ip, "6379")
+        for c in conns[1:]:
+            c.read()
+        deadline = time.monotonic() + 120
+        while not all(meshed(t, n) for t in fan_out(conns, "CLUSTER", "NODES")):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{n} nodes did not mesh in 120 s")
+            time.sleep(0.05)
+        per = SLOTS // masters
+        self.cpu_before = cluster.cpu_s()  # the nodes' CPU counts from t0, like the tools'
+        self.t0 = time.monotonic()
+        for i, c in enumerate(conns):
+            if i < masters:
+                end = SLOTS - 1 if i == masters - 1 else (i + 1) * per - 1
+                c.send("CLUSTER", "ADDSLOTSRANGE", str(i * per), str(end))
+            else:
+                c.send("CLUSTER", "REPLICATE", ids[(i - masters) % masters])
+        for c in conns:
+            c.read()
+        self.exit_s = time.monotonic() - self.t0
+        self.exit_code, self.maxrss_kb, self.cpu_s = 0, None, 0.0
+        self.thread = threading.Thread(target=lambda: None)
+        self.thread.start()
+        self.proc = None
+
+    def done(self):
+        return True
+
+
+def meshed(text, n):
+    """CLUSTER NODES before slots: N nodes, every link connected, no bad flag."""
+    lines = [l.split(" ") for l in text.splitlines() if l]
+    return len(lines) == n and all(
+        f[7] == "connected" and not set(f[2].split(",")) & BAD_FLAGS for f in lines)
+
+
 def run_once(tool, args, n, timeout_ms, block, binary):
     masters = n // (1 + args.replicas)
     addresses = ips(block, n)
@@ -336,19 +394,24 @@ def run_once(tool, args, n, timeout_ms, block, binary):
     try:
         time.sleep(args.settle)
         conns = [Conn(ip) for ip in addresses]
+        argv = env = None
         if tool == "bootstrap":
             argv = [binary]
             env = dict(os.environ,
                        BOOTSTRAP_NODES=",".join(f"{ip}:6379" for ip in addresses),
                        BOOTSTRAP_REPLICAS_PER_MASTER=str(args.replicas),
                        BOOTSTRAP_CONVERGE_TIMEOUT=f"{int(args.run_timeout)}s")
-        else:
+        elif tool == "redis-cli":
             argv = ["redis-cli", "--cluster", "create", *(f"{ip}:6379" for ip in addresses),
                     "--cluster-replicas", str(args.replicas), "--cluster-yes"]
             env = dict(os.environ)
         cpu_before = cluster.cpu_s()
         poller_before = time.process_time()
-        proc = Tool(argv, env, log)
+        if tool == REFERENCE:
+            proc = Premeshed(conns, n, masters, cluster)
+            cpu_before = proc.cpu_before
+        else:
+            proc = Tool(argv, env, log)
         poll = args.poll_ms / 1000
         poller = Poller(conns, n, masters)
         converged = None
@@ -425,6 +488,7 @@ def table(runs):
             ok = sum(r["converged_s"] is not None for r in rs)
             count = f"{len(rs)}" if ok == len(rs) else f"{ok}/{len(rs)} converged"
             rss = max((r["maxrss_kb"] or 0) for r in rs) / 1024
+            rss = f"{rss:.1f} MB" if rss else "—"
             exit_ = stats(rs, "exit_s")
             if tool == "bootstrap" and medians.get("redis-cli") and medians.get("bootstrap"):
                 ratio = f"**{medians['redis-cli'] / medians['bootstrap']:.2f}×**"
@@ -436,7 +500,7 @@ def table(runs):
                          f"{med - floor_s(t):+.2f} s"]
             else:
                 cells = ["—"] * 4
-            cells += [f"{exit_[1]:.2f} s" if exit_ else "—", f"{rss:.1f} MB", ratio]
+            cells += [f"{exit_[1]:.2f} s" if exit_ else "—", rss, ratio]
             rows.append(f"| {tool} | {t} ms | {n} | {count} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
@@ -446,7 +510,7 @@ def svg(runs, path):
     data = groups(runs)
     timeouts = sorted({t for t, _ in data}, reverse=True)
     sizes = sorted({n for _, n in data})
-    colors = {"bootstrap": "#1f77b4", "redis-cli": "#d62728"}
+    colors = {"bootstrap": "#1f77b4", "redis-cli": "#d62728", REFERENCE: "#2ca02c"}
     pw, ph, ml, mt, mb, gap = 420, 300, 60, 50, 50, 40
     width = ml + len(timeouts) * (pw + gap) + 20
     height = mt + ph + mb + 30
@@ -504,12 +568,14 @@ def svg(runs, path):
                            f'stroke-width="2"/>')
     lx = ml
     ly = height - 12
-    for tool in TOOLS:
-        label = "redis-cluster-bootstrap" if tool == "bootstrap" else "redis-cli --cluster create"
+    labels = {"bootstrap": "redis-cluster-bootstrap", "redis-cli": "redis-cli --cluster create",
+              REFERENCE: "premeshed (reference)"}
+    for tool in [t for t in TOOLS if any(r["tool"] == t for r in runs)]:
+        label = labels[tool]
         out.append(f'<line x1="{lx}" x2="{lx + 24}" y1="{ly - 4}" y2="{ly - 4}" '
                    f'stroke="{colors[tool]}" stroke-width="3"/><text x="{lx + 30}" y="{ly}">'
                    f'{label}</text>')
-        lx += 230
+        lx += 30 + 7 * len(label) + 20
     out.append(f'<line x1="{lx}" x2="{lx + 24}" y1="{ly - 4}" y2="{ly - 4}" stroke="#555" '
                f'stroke-dasharray="6 4"/><text x="{lx + 30}" y="{ly}">floor: Redis rejoin delay'
                f'</text>')
@@ -542,7 +608,9 @@ def main():
     ap.add_argument("--nodes", default="6,30,100", help="cluster sizes N (comma-separated)")
     ap.add_argument("--timeouts", default="5000,1000", help="cluster-node-timeout values, ms")
     ap.add_argument("--runs", type=int, default=5, help="runs per tool and configuration")
-    ap.add_argument("--tools", default=",".join(TOOLS), help="bootstrap, redis-cli or both")
+    ap.add_argument("--tools", default=",".join(TOOLS),
+                    help="bootstrap, redis-cli, and/or premeshed (a reference: the nodes meshed "
+                         "before the clock starts, so only Redis's own convergence is timed)")
     ap.add_argument("--replicas", type=int, default=1, help="replicas per master")
     ap.add_argument("--settle", type=float, default=2.5,
                     help="seconds between the nodes being up and the tool's start (Redis holds "
@@ -583,7 +651,7 @@ def main():
     tools = [t for t in args.tools.split(",") if t]
     for t in tools:
         if t not in TOOLS:
-            ap.error(f"unknown tool {t!r}: use {' or '.join(TOOLS)}")
+            ap.error(f"unknown tool {t!r}: use {', '.join(TOOLS)}")
     for n in sizes:
         if n % (1 + args.replicas) or n // (1 + args.replicas) < 3 or n > 2000:
             ap.error(f"N={n}: needs at least 3 masters and N divisible by {1 + args.replicas}")

@@ -15,3 +15,4 @@ scripts/check-static-deps.sh
 table=$(python3 bench/bench.py --smoke)
 grep -q '^| bootstrap | 1000 ms | 6 | 1 |' <<<"$table"
 grep -q '^| redis-cli | 1000 ms | 6 | 1 |' <<<"$table"
+grep -q '^| premeshed | 1000 ms | 6 | 1 |' <<<"$table"
