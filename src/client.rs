@@ -68,6 +68,7 @@ impl Client {
             .await
             .map_err(|e| classify(&self.node, what, e))
     }
+
     /// Sends several commands in one round trip. Redis runs every one of them, so each gets its
     /// own result, and an error names its own command; the outer error is the connection's.
     pub async fn each(&self, commands: Vec<(redis::Cmd, &str)>) -> Result<Vec<Result<()>>> {

@@ -1,7 +1,8 @@
 //! Carries out a plan: slots first (they start Redis's clock towards `cluster_state:ok`) and
-//! config epochs (only possible before a node knows anyone) in one round trip, then `CLUSTER MEET`, then — each
-//! replica the moment it knows its master — `CLUSTER REPLICATE`. Each group runs on all nodes at
-//! once, and every command is logged with the node it changed: the audit trail.
+//! config epochs (only possible before a node knows anyone) in one round trip, then
+//! `CLUSTER MEET`, then — each replica the moment it knows its master — `CLUSTER REPLICATE`. Each
+//! group runs on all nodes at once, and every command is logged with the node it changed: the
+//! audit trail.
 
 use std::time::{Duration, Instant};
 
