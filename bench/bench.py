@@ -43,10 +43,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BINARY = os.path.join(ROOT, "target", "release", "redis-cluster-bootstrap")
 SLOTS = 16384
 TOOLS = ("bootstrap", "redis-cli", "premeshed")
-# "premeshed" is no tool but a reference: the nodes are meshed before the clock starts, then slots
-# and replicas are assigned in one round trip, and Redis is left alone. It times Redis's own
-# convergence on this machine with the handshake storm left out (and no help after it).
-REFERENCE = "premeshed"
+REFERENCE = "premeshed"  # no tool: see the module docstring and class Premeshed
 # 127.201.0.0/16 .. 127.209.0.0/16 belong to the benchmark (tests/common/BLOCKS.md). Each run
 # takes the next /16, so a run never reuses an address the previous run's nodes just dropped.
 BLOCKS = range(201, 210)
@@ -332,12 +329,16 @@ class Tool:
                 pass
             time.sleep(0.01)
 
-    def done(self):
-        return not self.thread.is_alive()
+    def finish(self, timeout):
+        """Waits for the tool to exit; kills it after `timeout` s."""
+        self.thread.join(timeout=timeout)
+        if self.thread.is_alive():
+            self.proc.kill()
+            self.thread.join()
 
 
 class Premeshed:
-    """The reference run, in-process: what a tool could at best do once the nodes know each other.
+    """The reference run, in-process: Redis left alone once the nodes know each other.
 
     Before the clock starts: every node meets node 0, and the mesh is awaited (every node knows N
     nodes, every link connected, no handshake). Then, at t0: one ADDSLOTSRANGE per master and one
@@ -368,12 +369,9 @@ class Premeshed:
             c.read()
         self.exit_s = time.monotonic() - self.t0
         self.exit_code, self.maxrss_kb, self.cpu_s = 0, None, 0.0
-        self.thread = threading.Thread(target=lambda: None)
-        self.thread.start()
-        self.proc = None
 
-    def done(self):
-        return True
+    def finish(self, timeout):
+        """Nothing to wait for: the assignment was done in one round trip."""
 
 
 def meshed(text, n):
@@ -430,10 +428,7 @@ def run_once(tool, args, n, timeout_ms, block, binary):
                 result["poller_cpu_s"] = round(time.process_time() - poller_before, 2)
                 break
             time.sleep(max(0.0, poll - (time.monotonic() - started)))
-        proc.thread.join(timeout=args.run_timeout)
-        if not proc.done():
-            proc.proc.kill()
-            proc.thread.join()
+        proc.finish(args.run_timeout)
         result.update(converged_s=converged, exit_s=proc.exit_s, exit_code=proc.exit_code,
                       maxrss_kb=proc.maxrss_kb, tool_cpu_s=proc.cpu_s, poll_rounds=rounds)
         if args.logs:
