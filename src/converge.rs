@@ -11,6 +11,7 @@
 //! `CLUSTER MEET` that node again (the only way to make a node send its own header to another).
 
 use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use futures::future::try_join_all;
@@ -162,8 +163,7 @@ fn is_timeout(e: &Error) -> bool {
     matches!(e, Error::Unreachable { source, .. } if source.is_timeout())
 }
 
-/// Tells every peer whose node has held a stale view of it for `after` to `CLUSTER MEET` that
-/// node again, so that the node reads the peer's own header.
+/// Sends one `CLUSTER MEET` for every stale view (see [`stale_views`]) that has lasted `after`.
 async fn nudge(
     clients: &[Client],
     observations: &[Observation],
@@ -171,7 +171,8 @@ async fn nudge(
     after: Duration,
 ) -> Result<()> {
     let now = Instant::now();
-    let stale = stale_views(observations);
+    let addrs: Vec<SocketAddr> = clients.iter().map(|c| c.node.addr).collect();
+    let stale = stale_views(observations, &addrs);
     stale_since.retain(|pair, _| stale.contains(pair));
     let mut due: Vec<(usize, usize)> = stale
         .into_iter()
@@ -183,25 +184,26 @@ async fn nudge(
     // No node opens more handshakes at once than the introductions made it: the rest wait for
     // the next round.
     let mut sent = vec![0; observations.len()];
-    due.retain(|&(peer, _)| {
-        sent[peer] += 1;
-        sent[peer] <= NUDGES_PER_NODE
+    due.retain(|&(sender, _)| {
+        sent[sender] += 1;
+        sent[sender] <= NUDGES_PER_NODE
     });
     if due.is_empty() {
         return Ok(());
     }
-    try_join_all(due.iter().map(|&(peer, node)| async move {
-        let to = clients[node].node.addr;
+    try_join_all(due.iter().map(|&(sender, receiver)| async move {
+        let to = clients[receiver].node.addr;
         let mut cmd = redis::cmd("CLUSTER");
         cmd.arg("MEET").arg(to.ip().to_string()).arg(to.port());
-        clients[peer].query::<()>(&cmd, "CLUSTER MEET").await?;
-        // Every command that changes a node is in the audit trail.
+        clients[sender].query::<()>(&cmd, "CLUSTER MEET").await?;
+        // Every command that changes a node is in the audit trail, named like every planned step.
         info!(
-            node = %clients[peer].node.name,
-            "CLUSTER MEET {} {} (again: {} has a stale view of it)",
+            node = %clients[sender].node.name,
+            "{}: CLUSTER MEET {} {} (meet {} again: one of them holds a stale view of the other)",
+            clients[sender].node,
             to.ip(),
             to.port(),
-            clients[node].node.name
+            clients[receiver].node.name
         );
         Ok::<_, Error>(())
     }))
@@ -209,18 +211,28 @@ async fn nudge(
     for pair in &due {
         stale_since.insert(*pair, now);
     }
+    let mut met: Vec<usize> = due.iter().map(|&(_, receiver)| receiver).collect();
+    met.sort_unstable();
+    met.dedup();
     info!(
         meets = due.len(),
-        "re-introduced {} node(s) to peers that had a stale view of them for {:?}",
+        nodes = met.len(),
+        "re-introduced {} node(s) with {} MEET(s) after a stale view lasted {:?}",
+        met.len(),
         due.len(),
         after
     );
     Ok(())
 }
 
-/// Pairs `(peer, node)` where `node` does not know `peer`, or sees it with another role, master
-/// or slots than `peer` says of itself. Pure.
-fn stale_views(observations: &[Observation]) -> HashSet<(usize, usize)> {
+/// Pairs `(sender, receiver)`: `sender` is to `CLUSTER MEET` `receiver` again. Pure.
+///
+/// - `receiver` does not know `sender`, or sees it with another role, master or slots than
+///   `sender` says of itself: the sender meets it, so that it reads the sender's own header.
+/// - `sender` sees `receiver` as `noaddr` or at an address that is not its current one: the sender
+///   meets it at its current address. Redis never re-learns the address of a `noaddr` peer, and a
+///   node whose peer holds it so is pinged by no one.
+fn stale_views(observations: &[Observation], addrs: &[SocketAddr]) -> HashSet<(usize, usize)> {
     let selves: Vec<Option<&ClusterNode>> = observations.iter().map(|o| o.myself()).collect();
     let mut stale = HashSet::new();
     for (node, o) in observations.iter().enumerate() {
@@ -234,13 +246,17 @@ fn stale_views(observations: &[Observation]) -> HashSet<(usize, usize)> {
             let Some(me) = me.filter(|_| peer != node) else {
                 continue;
             };
-            let agrees = view.get(me.id.as_str()).is_some_and(|l| {
+            let line = view.get(me.id.as_str());
+            let agrees = line.is_some_and(|l| {
                 l.flags.replica == me.flags.replica
                     && l.master_id == me.master_id
                     && l.slots == me.slots
             });
             if !agrees {
                 stale.insert((peer, node));
+            }
+            if line.is_some_and(|l| l.flags.noaddr || l.addr != Some(addrs[peer])) {
+                stale.insert((node, peer));
             }
         }
     }
@@ -339,7 +355,42 @@ mod tests {
                 &[(A, "master", a), (B, "master", b), (C, "myself,slave", &c)],
             ),
         ];
-        let stale = stale_views(&observations);
+        let addrs: Vec<SocketAddr> = (0..3)
+            .map(|j| format!("127.0.0.{}:6379", 11 + j).parse().unwrap())
+            .collect();
+        let stale = stale_views(&observations, &addrs);
         assert_eq!(stale, HashSet::from([(1, 0), (2, 0), (2, 1)]));
+    }
+
+    #[test]
+    fn a_peer_seen_as_noaddr_or_at_an_old_address_is_met_by_the_node_that_sees_it() {
+        let a = "- 0 0 1 connected 0-8191";
+        let b = "- 0 0 2 connected 8192-16383";
+        let c = format!("{A} 0 0 1 connected");
+        let mut observations = vec![
+            view(
+                A,
+                &[(A, "myself,master", a), (B, "master", b), (C, "slave", &c)],
+            ),
+            view(
+                B,
+                &[(A, "master", a), (B, "myself,master", b), (C, "slave", &c)],
+            ),
+            view(
+                C,
+                &[
+                    (A, "master", a),
+                    (B, "master,noaddr", b),
+                    (C, "myself,slave", &c),
+                ],
+            ),
+        ];
+        // A still sees C at C's old address.
+        observations[0].nodes[2].addr = Some("127.0.9.13:6379".parse().unwrap());
+        let addrs: Vec<SocketAddr> = (0..3)
+            .map(|j| format!("127.0.0.{}:6379", 11 + j).parse().unwrap())
+            .collect();
+        let stale = stale_views(&observations, &addrs);
+        assert_eq!(stale, HashSet::from([(2, 1), (0, 2)]));
     }
 }

@@ -60,6 +60,9 @@ pub async fn bootstrap(nodes: &[Node], settings: &Settings, mut timer: Timer) ->
 
     let plan = plan::plan(nodes, &layout, &observations).map_err(Error::Refused)?;
     info!(decision = %plan.decision, steps = plan.steps.len(), "plan: {}", explain(plan.decision));
+    for note in &plan.notes {
+        info!("{note}");
+    }
     for step in &plan.steps {
         tracing::debug!("planned: {}", step.describe(nodes));
     }

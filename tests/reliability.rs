@@ -10,34 +10,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// Cluster commands that change state; none may appear in a dry run or a no-op run.
-const WRITES: [&str; 5] = [
-    "cluster|meet",
-    "cluster|addslots",
-    "cluster|replicate",
-    "cluster|set-config-epoch",
-    "cluster|forget",
-];
-
-fn reset_stats(nodes: &[RedisNode]) {
-    for n in nodes {
-        n.cli(&["config", "resetstat"]);
-    }
-}
-
-fn assert_no_writes(nodes: &[RedisNode]) {
-    for n in nodes {
-        let stats = n.cli(&["info", "commandstats"]);
-        for w in WRITES {
-            assert!(
-                !stats.contains(&format!("cmdstat_{w}")),
-                "{} got {w}:\n{stats}",
-                n.addr
-            );
-        }
-    }
-}
-
 fn run(nodes: &[RedisNode], extra: &[(&str, &str)]) -> Run {
     let list = node_list(nodes);
     let mut env = vec![
@@ -84,14 +56,6 @@ fn dry_then_finish(nodes: &[RedisNode], decision: &str) {
     }
     let (ok, text) = cluster_check(&nodes[0]);
     assert!(ok, "{text}");
-}
-
-fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ok() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn slots_only(nodes: &[RedisNode]) {
@@ -226,55 +190,6 @@ fn remeshes_after_a_full_restart_on_new_ips() {
     let (ok, text) = cluster_check(&nodes[0]);
     assert!(ok, "{text}");
     assert_eq!(rt.block_on(read_keys(&nodes, keys)), keys);
-}
-
-async fn cluster_connection(nodes: &[RedisNode]) -> redis::cluster_async::ClusterConnection {
-    let urls: Vec<String> = nodes
-        .iter()
-        .map(|n| format!("redis://{}/", n.addr))
-        .collect();
-    redis::cluster::ClusterClient::new(urls)
-        .unwrap()
-        .get_async_connection()
-        .await
-        .unwrap()
-}
-
-async fn write_keys(nodes: &[RedisNode], count: usize) {
-    let mut conn = cluster_connection(nodes).await;
-    for i in 0..count {
-        let _: () = redis::cmd("SET")
-            .arg(format!("key:{i}"))
-            .arg(i)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-    }
-}
-
-async fn read_keys(nodes: &[RedisNode], count: usize) -> usize {
-    let mut conn = cluster_connection(nodes).await;
-    let mut found = 0;
-    for i in 0..count {
-        let v: Option<usize> = redis::cmd("GET")
-            .arg(format!("key:{i}"))
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        found += usize::from(v == Some(i));
-    }
-    found
-}
-
-/// Each node's own account of itself: (id, role, master, slots).
-fn own_roles(nodes: &[RedisNode]) -> Vec<(String, String, String, String)> {
-    nodes
-        .iter()
-        .map(|n| {
-            let id = n.id();
-            topology(n).into_iter().find(|row| row.0 == id).unwrap()
-        })
-        .collect()
 }
 
 /// The guide's failover: a master dies, its replica takes over, the old master returns on a new

@@ -7,6 +7,9 @@
 
 #![allow(dead_code)]
 
+mod checks;
+pub use checks::*;
+
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

@@ -1,0 +1,143 @@
+//! The planner: from what every node says, decide what the cluster is and what is missing.
+//! Pure code (no I/O), so every decision is unit-tested. One file per decision:
+//!
+//! - *formed*: every node agrees on the right shape ([`crate::agreement`]) → nothing to do;
+//! - *fresh* ([`fresh`]): every node knows only itself and holds no slots and no keys → the whole
+//!   plan;
+//! - *partial* ([`partial`]): an earlier run was interrupted and what exists is a subset of the
+//!   plan → the rest;
+//! - *reconnect* ([`reconnect`]): the nodes kept their IDs and slots but lost each other (new
+//!   IPs, in any permutation) → `CLUSTER MEET` where a view is wrong, nothing else; a stale master
+//!   that missed its own failover is re-introduced and Redis settles it by config epoch
+//!   ([`stale_master`]);
+//! - *settling*: the shape is complete and every address is right, the nodes only need time;
+//! - otherwise a refusal that names the node and what to do (exit code 3, [`refuse`]).
+//!
+//! Each step is planned only if the observations say it is missing, so a crash at any point is safe
+//! to re-run.
+
+mod components;
+mod fresh;
+mod partial;
+mod reconnect;
+mod refuse;
+mod shape;
+pub mod stale_master;
+mod step;
+
+use std::fmt;
+
+pub use stale_master::Settlement;
+pub use step::Step;
+
+use crate::agreement;
+use crate::layout::Layout;
+use crate::node::Node;
+use crate::observation::Observation;
+
+/// What the planner concluded about the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Formed and agreed: nothing to do.
+    Formed,
+    /// Every node is empty and alone: form the whole cluster.
+    Fresh,
+    /// A subset of the plan exists: finish it.
+    Partial,
+    /// The cluster exists but its nodes lost each other: re-introduce them.
+    Reconnect,
+    /// The cluster exists and is addressed right; wait for it to agree.
+    Settling,
+}
+
+impl fmt::Display for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Decision::Formed => "formed",
+            Decision::Fresh => "fresh",
+            Decision::Partial => "partial",
+            Decision::Reconnect => "reconnect",
+            Decision::Settling => "settling",
+        })
+    }
+}
+
+/// The decision, the steps that carry it out in order, and what the audit trail should say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// What the cluster is.
+    pub decision: Decision,
+    /// What is missing, in the order to do it.
+    pub steps: Vec<Step>,
+    /// Findings worth a log line: addresses that now belong to another node, stale masters that
+    /// Redis will settle by config epoch.
+    pub notes: Vec<String>,
+}
+
+impl Plan {
+    fn new(decision: Decision, steps: Vec<Step>) -> Plan {
+        Plan {
+            decision,
+            steps,
+            notes: Vec::new(),
+        }
+    }
+}
+
+/// Decides what to do. `observations[i]` is what `nodes[i]` said. `Err` is a refusal.
+pub fn plan(nodes: &[Node], layout: &Layout, observations: &[Observation]) -> Result<Plan, String> {
+    refuse::refuse_unsafe(nodes, observations)?;
+    let settled = stale_master::settle(nodes, observations)?;
+    if agreement::check(nodes, layout, observations).is_ok() {
+        return Ok(Plan::new(Decision::Formed, Vec::new()));
+    }
+    let groups = components::components(observations);
+    if shape::full_shape(layout, observations, &settled)
+        && groups.iter().any(|g| g.len() == nodes.len())
+    {
+        let (steps, mut notes) = reconnect::reconnect(nodes, observations);
+        notes.extend(settled.iter().map(|s| s.describe(nodes)));
+        let decision = if steps.is_empty() {
+            Decision::Settling
+        } else {
+            Decision::Reconnect
+        };
+        return Ok(Plan {
+            decision,
+            steps,
+            notes,
+        });
+    }
+    if let Err(why) = partial::subset_of_plan(nodes, layout, observations) {
+        let clusters: Vec<&Vec<usize>> = groups.iter().filter(|g| g.len() > 1).collect();
+        return Err(if clusters.len() > 1 {
+            let names = |g: &Vec<usize>| {
+                g.iter()
+                    .map(|&i| nodes[i].name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            format!(
+                "the nodes belong to different clusters ({{{}}} and {{{}}}): {why}",
+                names(clusters[0]),
+                names(clusters[1])
+            )
+        } else {
+            why
+        });
+    }
+    let seed = groups
+        .iter()
+        .max_by_key(|g| (g.len(), std::cmp::Reverse(g[0])))
+        .map_or(0, |g| g[0]);
+    let steps = partial::missing_steps(nodes, layout, observations, seed);
+    let decision = if fresh::is_fresh(observations) {
+        Decision::Fresh
+    } else {
+        Decision::Partial
+    };
+    Ok(Plan::new(decision, steps))
+}
+
+#[cfg(test)]
+mod tests;

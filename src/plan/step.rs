@@ -1,0 +1,83 @@
+//! One change the planner asks for, on one node, and how it reads in the audit trail.
+
+use crate::node::Node;
+use crate::slots::SlotRange;
+
+/// One change to make on one node. Nodes are named by their pod index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// `CLUSTER ADDSLOTSRANGE` on a master.
+    AddSlots {
+        /// The master.
+        node: usize,
+        /// Its planned slots.
+        slots: SlotRange,
+    },
+    /// `CLUSTER SET-CONFIG-EPOCH` on a node that knows no other node yet.
+    SetEpoch {
+        /// The node.
+        node: usize,
+        /// A distinct epoch (pod index + 1).
+        epoch: u64,
+    },
+    /// `CLUSTER MEET <peer address>` sent to `node`.
+    Meet {
+        /// The node that is told to meet.
+        node: usize,
+        /// The node it meets.
+        peer: usize,
+    },
+    /// `CLUSTER REPLICATE <master id>` on a replica.
+    Replicate {
+        /// The replica.
+        node: usize,
+        /// The master's pod index.
+        master: usize,
+        /// The master's node ID.
+        master_id: String,
+    },
+}
+
+impl Step {
+    /// The node the step changes.
+    pub fn node(&self) -> usize {
+        match self {
+            Step::AddSlots { node, .. }
+            | Step::SetEpoch { node, .. }
+            | Step::Meet { node, .. }
+            | Step::Replicate { node, .. } => *node,
+        }
+    }
+
+    /// The command as it will be sent, with the node's name: the audit trail and the dry run.
+    pub fn describe(&self, nodes: &[Node]) -> String {
+        let on = &nodes[self.node()];
+        match self {
+            Step::AddSlots { slots, .. } => {
+                format!(
+                    "{on}: CLUSTER ADDSLOTSRANGE {} {}",
+                    slots.start(),
+                    slots.end()
+                )
+            }
+            Step::SetEpoch { epoch, .. } => format!("{on}: CLUSTER SET-CONFIG-EPOCH {epoch}"),
+            Step::Meet { peer, .. } => {
+                let to = &nodes[*peer];
+                format!(
+                    "{on}: CLUSTER MEET {} {} (meet {})",
+                    to.addr.ip(),
+                    to.addr.port(),
+                    to.name
+                )
+            }
+            Step::Replicate {
+                master, master_id, ..
+            } => {
+                format!(
+                    "{on}: CLUSTER REPLICATE {master_id} (replica of {})",
+                    nodes[*master].name
+                )
+            }
+        }
+    }
+}
