@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 mod checks;
+#[allow(unused_imports)] // Not every test binary checks keys.
 pub use checks::*;
 
 use std::net::{SocketAddr, TcpStream};
