@@ -74,6 +74,17 @@ pub enum Error {
     #[error("Kubernetes API: {0}")]
     Kubernetes(String),
 
+    /// A signal stopped the run at a safe point; a re-run finishes what remains.
+    #[error("interrupted by {signal} during {phase}: {detail}; a re-run finishes it")]
+    Interrupted {
+        /// `SIGTERM` or `SIGINT`.
+        signal: &'static str,
+        /// The phase it stopped in.
+        phase: &'static str,
+        /// What was done and what remains.
+        detail: String,
+    },
+
     /// The ServiceAccount lacks a permission: a configuration problem.
     #[error("Kubernetes API: forbidden: {0}")]
     Forbidden(String),
@@ -88,6 +99,7 @@ impl Error {
             Error::Unreachable { .. }
             | Error::Command { .. }
             | Error::Timeout { .. }
+            | Error::Interrupted { .. }
             | Error::Dns(_)
             | Error::Kubernetes(_) => ExitCode::Retryable,
         }

@@ -2,40 +2,58 @@
 //! config epochs (only possible before a node knows anyone) in one round trip, then
 //! `CLUSTER MEET`, then — each replica the moment it knows its master — `CLUSTER REPLICATE`. Each
 //! group runs on all nodes at once, and every command is logged with the node it changed: the
-//! audit trail.
+//! audit trail. A signal stops it before its next group of commands or its next
+//! `CLUSTER REPLICATE`, never in the middle of one, and the error says what remains.
 
+use std::cell::Cell;
 use std::time::{Duration, Instant};
 
-use futures::future::try_join_all;
+use futures::future::{join_all, try_join_all};
 use tracing::info;
 
 use crate::client::Client;
 use crate::cluster_nodes;
 use crate::node::Node;
 use crate::plan::{Decision, Plan, Step};
+use crate::shutdown::Shutdown;
 use crate::{Error, Result};
 
 /// How often a replica is asked whether it knows its master yet.
 const HANDSHAKE_POLL: Duration = Duration::from_millis(10);
 
 /// Runs every step of the plan; waiting for handshakes may take at most `timeout`.
-pub async fn form(clients: &[Client], plan: &Plan, timeout: Duration) -> Result<()> {
+pub async fn form(
+    clients: &[Client],
+    plan: &Plan,
+    timeout: Duration,
+    shutdown: &Shutdown,
+) -> Result<()> {
     let deadline = Instant::now() + timeout;
     let nodes: Vec<Node> = clients.iter().map(|c| c.node.clone()).collect();
-    let of_kind =
-        |pick: fn(&Step) -> bool| plan.steps.iter().filter(|s| pick(s)).collect::<Vec<_>>();
+    let progress = Progress::new(plan, &nodes, shutdown);
+    let of_kind = |pick: fn(&Step) -> bool| {
+        plan.steps
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| pick(s))
+            .collect::<Vec<_>>()
+    };
     // Slots and epochs in one round trip per node, slots first: on 100 busy nodes a round trip
     // that waits for the slowest one costs 50–100 ms, and the MEETs wait for it.
+    progress.check()?;
     run(
         clients,
         &nodes,
         &of_kind(|s| matches!(s, Step::AddSlots { .. } | Step::SetEpoch { .. })),
+        &progress,
     )
     .await?;
+    progress.check()?;
     run(
         clients,
         &nodes,
         &of_kind(|s| matches!(s, Step::Meet { .. })),
+        &progress,
     )
     .await?;
     let replicate = of_kind(|s| matches!(s, Step::Replicate { .. }));
@@ -43,38 +61,100 @@ pub async fn form(clients: &[Client], plan: &Plan, timeout: Duration) -> Result<
     if !replicate.is_empty() {
         let started = Instant::now();
         // Each replica follows its master the moment it knows it, not after the slowest handshake.
-        try_join_all(replicate.iter().map(|s| {
-            let nodes = &nodes;
+        // Every replica reaches its own safe point before a signal is reported, so no REPLICATE
+        // already sent goes unlogged.
+        let results = join_all(replicate.iter().map(|s| {
+            let (nodes, progress) = (&nodes, &progress);
             async move {
-                knows_master(clients, nodes, s, deadline, timeout, at_address).await?;
-                run(clients, nodes, &[*s]).await
+                tokio::select! {
+                    known = knows_master(clients, nodes, s.1, deadline, timeout, at_address) => known?,
+                    _ = shutdown.wait() => return Ok(()),
+                }
+                if shutdown.requested().is_some() {
+                    return Ok(());
+                }
+                run(clients, nodes, &[*s], progress).await
             }
         }))
-        .await?;
+        .await;
+        results.into_iter().collect::<Result<Vec<()>>>()?;
+        progress.check()?;
         info!(took = ?started.elapsed(), "every replica follows its master");
     }
     Ok(())
 }
 
+/// Which steps ran, so that a signal can say what remains.
+struct Progress<'a> {
+    plan: &'a Plan,
+    nodes: &'a [Node],
+    shutdown: &'a Shutdown,
+    done: Vec<Cell<bool>>,
+}
+
+impl<'a> Progress<'a> {
+    fn new(plan: &'a Plan, nodes: &'a [Node], shutdown: &'a Shutdown) -> Progress<'a> {
+        Progress {
+            plan,
+            nodes,
+            shutdown,
+            done: plan.steps.iter().map(|_| Cell::new(false)).collect(),
+        }
+    }
+
+    /// The safe point: `Err` when a signal came, naming what ran and what remains.
+    fn check(&self) -> Result<()> {
+        let Some(signal) = self.shutdown.requested() else {
+            return Ok(());
+        };
+        let remaining: Vec<String> = self
+            .plan
+            .steps
+            .iter()
+            .zip(&self.done)
+            .filter(|(_, done)| !done.get())
+            .map(|(step, _)| step.describe(self.nodes))
+            .collect();
+        Err(Error::Interrupted {
+            signal,
+            phase: "form",
+            detail: format!(
+                "ran {} of {} step(s); remaining: {}",
+                self.plan.steps.len() - remaining.len(),
+                self.plan.steps.len(),
+                crate::converge::summarize(&remaining)
+            ),
+        })
+    }
+}
+
 /// Sends one group of steps, all nodes at once: each node's steps in one pipeline, in plan order.
-async fn run(clients: &[Client], nodes: &[Node], steps: &[&Step]) -> Result<()> {
-    let mut by_node: Vec<Vec<&Step>> = vec![Vec::new(); clients.len()];
-    for step in steps {
-        by_node[step.node()].push(step);
+async fn run(
+    clients: &[Client],
+    nodes: &[Node],
+    steps: &[(usize, &Step)],
+    progress: &Progress<'_>,
+) -> Result<()> {
+    let mut by_node: Vec<Vec<(usize, &Step)>> = vec![Vec::new(); clients.len()];
+    for &(index, step) in steps {
+        by_node[step.node()].push((index, step));
     }
     try_join_all(
         by_node
             .iter()
             .filter(|own| !own.is_empty())
             .map(|own| async move {
-                let client = &clients[own[0].node()];
-                let commands = own.iter().map(|step| command(step, nodes)).collect();
+                let client = &clients[own[0].1.node()];
+                let commands = own.iter().map(|(_, step)| command(step, nodes)).collect();
                 let results = client.each(commands).await?;
                 // Every command that ran is in the audit trail, even when one of them failed.
                 let mut failed = None;
-                for (step, result) in own.iter().zip(results) {
+                for ((index, step), result) in own.iter().zip(results) {
                     match result {
-                        Ok(()) => info!(node = %client.node.name, "{}", step.describe(nodes)),
+                        Ok(()) => {
+                            progress.done[*index].set(true);
+                            info!(node = %client.node.name, "{}", step.describe(nodes))
+                        }
                         Err(e) => failed = failed.or(Some(e)),
                     }
                 }

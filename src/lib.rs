@@ -23,6 +23,7 @@
 //! - [`converge`]: waits until every node agrees on the whole topology.
 //! - [`report`]: the result table and the one-line summary.
 //! - [`pipeline`]: runs the phases in order and times each one.
+//! - [`shutdown`]: SIGTERM and SIGINT stop the run at the next safe point.
 //!
 //! [`run`] is the whole program behind `main`; [`Error`] says what went wrong and which exit code it
 //! maps to.
@@ -43,6 +44,7 @@ pub mod pipeline;
 pub mod plan;
 pub mod report;
 pub mod resolve;
+pub mod shutdown;
 pub mod slots;
 pub mod telemetry;
 

@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 use redis_cluster_bootstrap::config::{self, Settings};
+use redis_cluster_bootstrap::shutdown::Shutdown;
 use redis_cluster_bootstrap::{ExitCode as Code, one_line, run, telemetry};
 
 fn main() -> ExitCode {
@@ -38,7 +39,7 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("start the async runtime");
-    match runtime.block_on(run(settings)) {
+    match runtime.block_on(async { run(settings, Shutdown::listen()).await }) {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(exit_code = e.exit_code() as u8, "{}", one_line(&e));

@@ -1,6 +1,7 @@
 //! The whole run, phase by phase: discover → connect → observe → plan → form → converge → report.
 //! Each phase logs what it does and how long it took, so the Job's log is the audit trail.
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
@@ -11,35 +12,61 @@ use crate::layout::Layout;
 use crate::node::Node;
 use crate::plan::{self, Decision};
 use crate::report::{self, Summary};
+use crate::shutdown::Shutdown;
 use crate::{Error, Result, converge, form, kubernetes, observe, resolve};
 
-/// Runs the program for these settings: finds the nodes, then bootstraps them.
-pub async fn run(settings: Settings) -> Result<Summary> {
+/// Runs the program for these settings: finds the nodes, then bootstraps them. `shutdown` stops
+/// it at the next safe point.
+pub async fn run(settings: Settings, shutdown: Shutdown) -> Result<Summary> {
     let mut timer = Timer::default();
-    let nodes = match &settings.nodes {
-        Some(list) => {
-            // Position i plays pod i; an IP has no better name than that, a host name is kept as given.
-            let targets: Vec<(String, String, u16)> = list
-                .iter()
-                .enumerate()
-                .map(|(i, hp)| {
-                    let name = match hp.ip() {
-                        Some(_) => format!("node-{i}"),
-                        None => hp.to_string(),
-                    };
-                    (name, hp.host.clone(), hp.port)
-                })
-                .collect();
-            resolve::resolve_all(&targets, &settings).await?
+    let discover = async {
+        match &settings.nodes {
+            Some(list) => {
+                // Position i plays pod i; an IP has no better name than that, a host name is kept as given.
+                let targets: Vec<(String, String, u16)> = list
+                    .iter()
+                    .enumerate()
+                    .map(|(i, hp)| {
+                        let name = match hp.ip() {
+                            Some(_) => format!("node-{i}"),
+                            None => hp.to_string(),
+                        };
+                        (name, hp.host.clone(), hp.port)
+                    })
+                    .collect();
+                resolve::resolve_all(&targets, &settings).await
+            }
+            None => kubernetes::discover(&settings).await,
         }
-        None => kubernetes::discover(&settings).await?,
     };
+    let nodes = unless_stopped(&shutdown, "discover", NOTHING_CHANGED, discover).await?;
     timer.done("discover");
-    bootstrap(&nodes, &settings, timer).await
+    bootstrap(&nodes, &settings, &shutdown, timer).await
+}
+
+const NOTHING_CHANGED: &str = "nothing was changed";
+
+/// Runs a phase that changes nothing, or stops it at once when a signal comes; `done` says what
+/// the run had done by then.
+async fn unless_stopped<T>(
+    shutdown: &Shutdown,
+    phase: &'static str,
+    done: &str,
+    work: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    tokio::select! {
+        result = work => result,
+        signal = shutdown.wait() => Err(Error::Interrupted { signal, phase, detail: done.to_string() }),
+    }
 }
 
 /// Bootstraps these nodes (in pod order): the part shared by static and Kubernetes mode.
-pub async fn bootstrap(nodes: &[Node], settings: &Settings, mut timer: Timer) -> Result<Summary> {
+pub async fn bootstrap(
+    nodes: &[Node],
+    settings: &Settings,
+    shutdown: &Shutdown,
+    mut timer: Timer,
+) -> Result<Summary> {
     let layout = Layout::new(nodes.len(), settings.replicas_per_master).map_err(Error::Refused)?;
     info!(
         nodes = layout.nodes,
@@ -51,11 +78,22 @@ pub async fn bootstrap(nodes: &[Node], settings: &Settings, mut timer: Timer) ->
         layout.replicas_per_master
     );
 
-    let clients =
-        client::connect_all(nodes, settings.password.as_deref(), settings.ready_timeout).await?;
+    let clients = unless_stopped(
+        shutdown,
+        "connect",
+        NOTHING_CHANGED,
+        client::connect_all(nodes, settings.password.as_deref(), settings.ready_timeout),
+    )
+    .await?;
     timer.done("connect");
 
-    let observations = observe::observe_all(&clients).await?;
+    let observations = unless_stopped(
+        shutdown,
+        "observe",
+        NOTHING_CHANGED,
+        observe::observe_all(&clients),
+    )
+    .await?;
     timer.done("observe");
 
     let plan = plan::plan(nodes, &layout, &observations).map_err(Error::Refused)?;
@@ -91,9 +129,15 @@ pub async fn bootstrap(nodes: &[Node], settings: &Settings, mut timer: Timer) ->
     let observations = if plan.decision == Decision::Formed {
         observations
     } else {
-        form::form(&clients, &plan, settings.converge_timeout).await?;
+        form::form(&clients, &plan, settings.converge_timeout, shutdown).await?;
         timer.done("form");
-        let agreed = converge::converge(&clients, &layout, settings.converge_timeout).await?;
+        let agreed = unless_stopped(
+            shutdown,
+            "converge",
+            "every planned change was made; the nodes were still coming to agree",
+            converge::converge(&clients, &layout, settings.converge_timeout),
+        )
+        .await?;
         timer.done("converge");
         agreed
     };

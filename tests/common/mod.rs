@@ -231,8 +231,8 @@ impl std::fmt::Debug for Run {
     }
 }
 
-/// Runs the real binary with exactly these environment variables (plus PATH), and a hard limit.
-pub fn bootstrap(env: &[(&str, &str)]) -> Run {
+/// The real binary with exactly these environment variables (plus PATH and `RUST_LOG=info`).
+pub fn bootstrap_command(env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_redis-cluster-bootstrap"));
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default());
@@ -240,7 +240,12 @@ pub fn bootstrap(env: &[(&str, &str)]) -> Run {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let child = cmd
+    cmd
+}
+
+/// Runs the real binary with exactly these environment variables (plus PATH), and a hard limit.
+pub fn bootstrap(env: &[(&str, &str)]) -> Run {
+    let child = bootstrap_command(env)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
