@@ -195,13 +195,16 @@ async fn nudge(
         let mut cmd = redis::cmd("CLUSTER");
         cmd.arg("MEET").arg(to.ip().to_string()).arg(to.port());
         clients[peer].query::<()>(&cmd, "CLUSTER MEET").await?;
-        // Every command that changes a node is in the audit trail.
+        // Every command that changes a node is in the audit trail, in the form of every other
+        // change: "node-X (ip:port): COMMAND".
         info!(
             node = %clients[peer].node.name,
-            "CLUSTER MEET {} {} (again: {} has a stale view of it)",
+            "{}: CLUSTER MEET {} {} (again: {} has a stale view of {})",
+            clients[peer].node,
             to.ip(),
             to.port(),
-            clients[node].node.name
+            clients[node].node.name,
+            clients[peer].node.name,
         );
         Ok::<_, Error>(())
     }))
@@ -209,9 +212,12 @@ async fn nudge(
     for pair in &due {
         stale_since.insert(*pair, now);
     }
+    let introduced: HashSet<usize> = due.iter().map(|&(peer, _)| peer).collect();
     info!(
         meets = due.len(),
-        "re-introduced {} node(s) to peers that had a stale view of them for {:?}",
+        nodes = introduced.len(),
+        "re-introduced {} node(s) with {} CLUSTER MEET(s) to peers that had a stale view of them for {:?}",
+        introduced.len(),
         due.len(),
         after
     );
