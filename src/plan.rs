@@ -187,10 +187,10 @@ pub fn plan(nodes: &[Node], layout: &Layout, observations: &[Observation]) -> Re
         .map_or(0, |g| g[0]);
     let mut steps = Vec::new();
     for (i, o) in observations.iter().enumerate() {
-        if let (Role::Master(slots), Some(me)) = (layout.role(i), o.myself()) {
-            if !me.has_slots() {
-                steps.push(Step::AddSlots { node: i, slots });
-            }
+        if let (Role::Master(slots), Some(me)) = (layout.role(i), o.myself())
+            && !me.has_slots()
+        {
+            steps.push(Step::AddSlots { node: i, slots });
         }
     }
     for (i, o) in observations.iter().enumerate() {
