@@ -40,7 +40,6 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BINARY = os.path.join(ROOT, "target", "release", "redis-cluster-bootstrap")
 SLOTS = 16384
 TOOLS = ("bootstrap", "redis-cli", "premeshed")
 REFERENCE = "premeshed"  # no tool: see the module docstring and class Premeshed
@@ -655,9 +654,9 @@ def main():
             sys.exit(f"{tool} is not installed: run scripts/install-deps.sh")
     binary = args.bin
     if binary is None and "bootstrap" in tools:
-        subprocess.run(["cargo", "build", "--release", "--locked", "--quiet"], cwd=ROOT,
-                       check=True)
-        binary = BINARY
+        # Builds it and prints the path cargo reports: CARGO_TARGET_DIR is honoured.
+        binary = subprocess.run([os.path.join(ROOT, "scripts", "release-binary.sh")],
+                                check=True, stdout=subprocess.PIPE, text=True).stdout.strip()
     os.makedirs(args.out, exist_ok=True)
 
     info = machine()

@@ -11,7 +11,6 @@
 set -eu
 
 cd "$(dirname "$0")/.."
-binary="${CARGO_TARGET_DIR:-target}/release/redis-cluster-bootstrap"
 # glibc of gcr.io/distroless/cc-debian12 (Debian 12 "bookworm").
 runtime_glibc=2.36
 
@@ -21,9 +20,8 @@ fail() {
 }
 
 echo "check-static-deps: cargo build --locked --release"
-cargo build --locked --release
-
-[ -x "$binary" ] || fail "$binary was not built"
+# Cargo says where the binary is (CARGO_TARGET_DIR or any other target directory setting).
+binary=$(scripts/release-binary.sh)
 
 # 1. Every library the loader would load must be in the runtime image. distroless/cc ships glibc
 #    (libc, libm, libdl, libpthread, librt, libutil, libresolv, the loader) and libgcc_s.

@@ -1,19 +1,89 @@
 #!/usr/bin/env bash
-# Installs what the demo, the tests and the benchmark need on a fresh Debian machine:
-# redis-server and redis-cli (Debian's redis 7.0), python3 for the benchmark, and kubectl's
-# kustomize for the manifest tests.
+# Installs what the demo, the tests and the benchmark need on a fresh Debian 12 (bookworm) machine:
+# - redis-server and redis-cli: Debian's Redis 7.0;
+# - valkey-server and valkey-cli: Valkey 8.0 from bookworm-backports (the tests run against both);
+# - python3 for the benchmark and the schema validator;
+# - kubernetes-validate (PyPI) in .venv/ of the repository, for the manifest schema tests.
+# Each part is skipped when already there, so a second run does nothing and needs no network.
 set -euo pipefail
+cd "$(dirname "$0")/.."
+
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo=sudo
+say() { echo "install-deps: $*" >&2; }
+
+# bookworm-backports from the same mirror as the machine's own Debian entry: deb822
+# (/etc/apt/sources.list.d/debian.sources, Debian 12's default) or a one-line sources.list.
+add_backports() {
+  if grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    return
+  fi
+  local uri=""
+  if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+    # The URIs of the stanza whose suites include plain "bookworm" (not -security).
+    uri=$(awk '
+      /^URIs:/ { uris = $2 }
+      /^Suites:/ { for (i = 2; i <= NF; i++) if ($i == "bookworm") found = uris }
+      /^$/ { uris = "" }
+      END { print found }' /etc/apt/sources.list.d/debian.sources)
+  fi
+  if [ -z "$uri" ] && [ -f /etc/apt/sources.list ]; then
+    uri=$(awk '$1 == "deb" && $3 == "bookworm" { print $2; exit }' /etc/apt/sources.list)
+  fi
+  uri=${uri:-http://deb.debian.org/debian}
+  say "adding bookworm-backports ($uri) to apt's sources for Valkey 8"
+  $sudo tee /etc/apt/sources.list.d/bookworm-backports.sources >/dev/null <<EOF
+Types: deb
+URIs: $uri
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+EOF
+  updated=no   # apt must read the new suite
+}
+
+updated=no
+apt_install() {
+  if [ "$updated" != yes ]; then
+    $sudo apt-get update -qq
+    updated=yes
+  fi
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
+
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v redis-cli >/dev/null || missing+=(redis-tools)
-command -v python3 >/dev/null || missing+=(python3)   # bench/bench.py
+command -v python3 >/dev/null || missing+=(python3)
+# Debian splits venv (ensurepip) out of python3.
+python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo=sudo
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
-  # Debian's package starts a system redis on 127.0.0.1:6379 where it can; the demo and tests
-  # use their own addresses, so it is only stopped to keep the machine quiet.
-  (command -v systemctl >/dev/null && $sudo systemctl stop redis-server) 2>/dev/null || true
+  say "apt-get install ${missing[*]}"
+  apt_install "${missing[@]}"
 fi
+
+if ! command -v valkey-server >/dev/null || ! command -v valkey-cli >/dev/null; then
+  add_backports
+  say "apt-get install -t bookworm-backports valkey-server valkey-tools"
+  apt_install -t bookworm-backports valkey-server valkey-tools
+fi
+
+# Both packages start a system server on 127.0.0.1:6379 where they can; the demo and the tests use
+# their own addresses, so those are only stopped to keep the machine quiet.
+if command -v systemctl >/dev/null; then
+  $sudo systemctl stop redis-server valkey-server 2>/dev/null || true
+fi
+
+# kubernetes-validate checks the rendered manifests against Kubernetes' JSON schemas, offline.
+# A virtual environment in the repository, not pip into the system: Debian 12's Python refuses
+# system-wide pip installs (PEP 668), and --break-system-packages could replace files apt owns.
+# Pinned so the validated Kubernetes range (README, Compatibility) does not move under the tests.
+validate_version=1.37.0
+if [ "$(.venv/bin/kubernetes-validate --version 2>/dev/null)" != "$validate_version" ]; then
+  say "pip install kubernetes-validate==$validate_version into .venv/"
+  python3 -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check "kubernetes-validate==$validate_version"
+fi
+
 command -v redis-server >/dev/null
+command -v valkey-server >/dev/null

@@ -5,6 +5,7 @@
 //! names the variable and what it accepts (exit code 2).
 
 use std::collections::HashSet;
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -155,8 +156,12 @@ struct Raw {
 
 impl Settings {
     /// Reads and validates the process environment.
+    ///
+    /// Variables that are not `BOOTSTRAP_*` are never looked at, even when they are not UTF-8
+    /// (any process may inherit such a variable); a `BOOTSTRAP_*` one that is not UTF-8 is an
+    /// error naming it.
     pub fn from_env() -> Result<Settings, Error> {
-        Settings::from_vars(std::env::vars())
+        Settings::from_vars(utf8_vars(std::env::vars_os())?)
     }
 
     /// Reads and validates the given variables (all of them; non-`BOOTSTRAP_` ones are ignored).
@@ -259,6 +264,39 @@ impl Settings {
     }
 }
 
+/// The `BOOTSTRAP_*` variables as strings; every other variable is dropped unread.
+pub fn utf8_vars<I>(vars: I) -> Result<Vec<(String, String)>, Error>
+where
+    I: IntoIterator<Item = (OsString, OsString)>,
+{
+    let mut ours = Vec::new();
+    for (name, value) in vars {
+        if !name.as_encoded_bytes().starts_with(PREFIX.as_bytes()) {
+            continue;
+        }
+        let shown = name.to_string_lossy().into_owned();
+        let (Ok(name), Ok(value)) = (name.into_string(), value.into_string()) else {
+            return Err(Error::Config(format!(
+                "{shown} is not valid UTF-8 (in its name or value): expected UTF-8 text, like every BOOTSTRAP_* value"
+            )));
+        };
+        ours.push((name, value));
+    }
+    Ok(ours)
+}
+
+/// The log format asked for by `BOOTSTRAP_LOG_FORMAT`, read on its own before anything else so
+/// that even a configuration error is printed in that format. `None` when the value is not one
+/// of the accepted ones: the full validation then reports it (in text, the format being unknown).
+pub fn log_format_from_env() -> Option<LogFormat> {
+    let value = std::env::var_os("BOOTSTRAP_LOG_FORMAT");
+    match value.as_ref().map(|v| v.to_str().map(str::trim)) {
+        None | Some(Some("")) | Some(Some("text")) => Some(LogFormat::Text),
+        Some(Some("json")) => Some(LogFormat::Json),
+        Some(_) => None,
+    }
+}
+
 /// A misspelt variable would otherwise be silently ignored and its default used.
 fn reject_unknown(vars: &[(String, String)]) -> Result<(), Error> {
     let known: HashSet<&str> = VARIABLES.iter().map(|(name, _, _)| *name).collect();
@@ -334,7 +372,21 @@ fn duration(var: &str, value: Option<String>, default: &str) -> Result<Duration,
 
 fn node_list(value: &str) -> Result<Vec<HostPort>, Error> {
     let mut nodes = Vec::new();
-    for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+    if value.trim().is_empty() {
+        return Err(Error::Config(
+            "BOOTSTRAP_NODES is empty: expected host:port,host:port,... or leave it unset for Kubernetes mode"
+                .into(),
+        ));
+    }
+    for (position, item) in value.split(',').map(str::trim).enumerate() {
+        // `a,,b` or a trailing comma is a typo (a node left out?), not a shorter list.
+        if item.is_empty() {
+            return Err(Error::Config(format!(
+                "BOOTSTRAP_NODES={value:?} has an empty entry at position {}: expected host:port,host:port,... \
+                 with no empty entries",
+                position + 1
+            )));
+        }
         let node = item.parse::<HostPort>().map_err(|why| {
             Error::Config(format!(
                 "BOOTSTRAP_NODES has {item:?}: {why}; expected host:port,host:port,... (IPv6 as [::1]:6379)"
@@ -346,12 +398,6 @@ fn node_list(value: &str) -> Result<Vec<HostPort>, Error> {
             )));
         }
         nodes.push(node);
-    }
-    if nodes.is_empty() {
-        return Err(Error::Config(
-            "BOOTSTRAP_NODES is empty: expected host:port,host:port,... or leave it unset for Kubernetes mode"
-                .into(),
-        ));
     }
     Ok(nodes)
 }
@@ -430,6 +476,47 @@ mod tests {
         let nodes: Vec<String> = s.nodes.unwrap().iter().map(|n| n.to_string()).collect();
         assert_eq!(nodes, ["b:1", "a:2", "[::1]:6379"]);
         assert!(settings(&[("BOOTSTRAP_NODES", "a:1,a:1")]).is_err());
+    }
+
+    #[test]
+    fn an_empty_entry_in_the_node_list_is_a_typo() {
+        for list in ["a:1,,b:2", "a:1,b:2,", ",a:1", "a:1, ,b:2"] {
+            let err = settings(&[("BOOTSTRAP_NODES", list)])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with("BOOTSTRAP_NODES") && err.contains("empty entry"),
+                "{list}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_bootstrap_variables_must_be_utf8() {
+        use std::os::unix::ffi::OsStringExt;
+        let bad = || OsString::from_vec(vec![b'x', 0xff]);
+        let ok = |s: &str| OsString::from(s);
+        // Any other variable, in its name or its value, is not even read.
+        let vars = utf8_vars([
+            (ok("OTHER"), bad()),
+            (bad(), ok("1")),
+            (ok("BOOTSTRAP_NODES"), ok("a:1")),
+        ])
+        .unwrap();
+        assert_eq!(vars, [("BOOTSTRAP_NODES".to_string(), "a:1".to_string())]);
+        let err = utf8_vars([(ok("BOOTSTRAP_PASSWORD"), bad())])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("BOOTSTRAP_PASSWORD is not valid UTF-8"),
+            "{err}"
+        );
+        let mut name = b"BOOTSTRAP_X".to_vec();
+        name.push(0xff);
+        let err = utf8_vars([(OsString::from_vec(name), ok("1"))])
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("BOOTSTRAP_X"), "{err}");
     }
 
     #[test]

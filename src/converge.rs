@@ -146,7 +146,12 @@ pub async fn converge(
             });
         }
         if last_log.elapsed() >= PROGRESS_EVERY {
-            info!(elapsed = ?started.elapsed(), "waiting for every node to agree: {}", summarize(&problems));
+            info!(
+                elapsed = ?started.elapsed(),
+                "waiting for every node to agree: {}{}",
+                summarize(&problems),
+                why_waiting(&problems)
+            );
             last_log = Instant::now();
         }
         // Once the cheap check passes everywhere, only the full check is worth repeating.
@@ -289,6 +294,22 @@ async fn not_ready(client: &Client, layout: &Layout) -> Result<Option<String>> {
     } else {
         None
     })
+}
+
+/// What Redis itself is waiting for, when the problems show it, so that a wait of seconds is not
+/// mistaken for the tool being slow.
+fn why_waiting(problems: &[String]) -> &'static str {
+    if problems
+        .iter()
+        .any(|p| p.contains("master_link_status:down"))
+    {
+        // Measured on Redis 7.0: the master logs "Delay next BGSAVE for diskless SYNC" and starts
+        // the transfer 5 s later, whatever cluster-node-timeout is.
+        " (a new replica's first sync waits for its master's repl-diskless-sync-delay, 5 s by default: \
+         Redis's own delay, not the tool's; set it to 0 in redis.conf to skip it)"
+    } else {
+        ""
+    }
 }
 
 /// The first problems, then how many more: one log line even for 500 nodes.

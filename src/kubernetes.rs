@@ -116,6 +116,9 @@ fn pod_hosts(settings: &Settings, namespace: &str, replicas: i32) -> Vec<(String
         .collect()
 }
 
+/// The User-Agent of every request to the API server: `redis-cluster-bootstrap/<version>`.
+pub const USER_AGENT: &str = concat!(env!("CARGO_PKG_NAME"), "/", env!("CARGO_PKG_VERSION"));
+
 /// Builds the client from the environment and picks the namespace.
 async fn connect(settings: &Settings) -> Result<(Client, String)> {
     // Tries KUBECONFIG (or ~/.kube/config), then the in-cluster ServiceAccount.
@@ -128,6 +131,11 @@ async fn connect(settings: &Settings) -> Result<(Client, String)> {
     // kube's own retry layer would retry 429/503 silently for minutes; the watcher's backoff
     // retries them instead, with a log line for each failure and within our timeout.
     config.default_retry = false;
+    // Names this program in the API server's audit log (kube sends no User-Agent of its own).
+    config.headers.push((
+        http::header::USER_AGENT,
+        http::HeaderValue::from_static(USER_AGENT),
+    ));
     let namespace = namespace::choose(
         settings.namespace.as_deref(),
         namespace::from_service_account(namespace::SERVICE_ACCOUNT_NAMESPACE).as_deref(),

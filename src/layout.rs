@@ -31,7 +31,7 @@ impl Layout {
     /// Cluster cannot run safely, with a message that says what to change.
     pub fn new(nodes: usize, replicas_per_master: usize) -> Result<Layout, String> {
         let group = replicas_per_master + 1;
-        if nodes % group != 0 {
+        if !nodes.is_multiple_of(group) {
             return Err(format!(
                 "{nodes} nodes cannot be split into masters with {replicas_per_master} replica(s) each \
                  ({nodes} is not divisible by 1+{replicas_per_master}): change the StatefulSet's replicas \

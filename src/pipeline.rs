@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 use crate::client;
-use crate::config::Settings;
+use crate::config::{LogFormat, Settings};
 use crate::layout::Layout;
 use crate::node::Node;
 use crate::plan::{self, Decision};
@@ -119,7 +119,7 @@ pub async fn bootstrap(
         warn!("dry run: nothing was changed");
         summary.outcome = "dry-run";
         for step in &plan.steps {
-            println!("would run {}", step.describe(nodes));
+            print_would_run(settings.log_format, &step.describe(nodes));
         }
         summary.phases = timer.phases;
         report::print(settings.log_format, nodes, &observations, &summary);
@@ -202,4 +202,13 @@ impl Timer {
 
 fn human(d: Duration) -> String {
     format!("{:.3}s", d.as_secs_f64())
+}
+
+/// One planned step of a dry run on stdout: a line for people, or one JSON object for log
+/// pipelines (which drop anything that is not JSON).
+fn print_would_run(format: LogFormat, step: &str) {
+    match format {
+        LogFormat::Text => println!("would run {step}"),
+        LogFormat::Json => println!("{}", serde_json::json!({ "would_run": step })),
+    }
 }

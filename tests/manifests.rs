@@ -37,8 +37,10 @@ const ROOT: &str = ".";
 const DEV: &str = "overlays/dev";
 /// The production overlay.
 const PRODUCTION: &str = "overlays/production";
+/// The Valkey overlay (its own checks are in tests/manifests_valkey.rs).
+const VALKEY: &str = "overlays/valkey";
 /// Everything a user can deploy.
-const ALL: [&str; 4] = [BASE, ROOT, DEV, PRODUCTION];
+const ALL: [&str; 5] = [BASE, ROOT, DEV, PRODUCTION, VALKEY];
 
 /// The guide's redis.conf, line by line.
 const GUIDE_REDIS_CONF: [&str; 6] = [
@@ -801,7 +803,8 @@ fn redis_is_ready_when_it_answers_ping_and_nothing_more() {
         let readiness = redis.readiness_probe.as_ref().expect("a readiness probe");
         let command = strings(&readiness.exec.as_ref().expect("an exec probe").command).join(" ");
         assert!(
-            command.contains("redis-cli") && command.contains("ping"),
+            (command.contains("redis-cli") || command.contains("valkey-cli"))
+                && command.contains("ping"),
             "{dir}: {command}"
         );
         assert!(
@@ -832,7 +835,7 @@ fn redis_runs_as_non_root_with_a_writable_data_volume() {
             .volume_mounts
             .iter()
             .flatten()
-            .find(|m| m.mount_path == "/var/lib/redis")
+            .find(|m| m.name == "redis-data-storage")
             .expect("the data volume");
         assert_ne!(data.read_only, Some(true), "{dir}");
     }

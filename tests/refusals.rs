@@ -69,7 +69,7 @@ fn a_node_holding_keys_outside_a_cluster_is_refused() {
 fn nodes_in_different_clusters_are_refused() {
     let nodes = start_nodes(22, 6);
     for group in [&nodes[0..3], &nodes[3..6]] {
-        let mut cmd = Command::new(which("redis-cli"));
+        let mut cmd = Command::new(which(common::Server::under_test().cli_binary()));
         cmd.args(["--cluster", "create"])
             .args(group.iter().map(RedisNode::host_port))
             .args(["--cluster-yes"]);

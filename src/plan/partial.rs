@@ -20,10 +20,10 @@ pub(super) fn missing_steps(
 ) -> Vec<Step> {
     let mut steps = Vec::new();
     for (i, o) in observations.iter().enumerate() {
-        if let (Role::Master(slots), Some(me)) = (layout.role(i), o.myself()) {
-            if !me.has_slots() {
-                steps.push(Step::AddSlots { node: i, slots });
-            }
+        if let (Role::Master(slots), Some(me)) = (layout.role(i), o.myself())
+            && !me.has_slots()
+        {
+            steps.push(Step::AddSlots { node: i, slots });
         }
     }
     for (i, o) in observations.iter().enumerate() {

@@ -122,13 +122,14 @@ impl<'a> Views<'a> {
         // The seed itself advertises a stale address only when every node does: one MEET to it
         // tells it its own.
         let met = |s: &Step| matches!(s, Step::Meet { peer, .. } if *peer == seed);
-        if self.stale_self(seed) && !steps.iter().any(met) {
-            if let Some(other) = (0..self.nodes.len()).find(|&i| i != seed) {
-                steps.push(Step::Meet {
-                    node: other,
-                    peer: seed,
-                });
-            }
+        if self.stale_self(seed)
+            && !steps.iter().any(met)
+            && let Some(other) = (0..self.nodes.len()).find(|&i| i != seed)
+        {
+            steps.push(Step::Meet {
+                node: other,
+                peer: seed,
+            });
         }
         steps
     }

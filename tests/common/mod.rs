@@ -4,6 +4,9 @@
 //!
 //! Every test takes its own block of addresses, `127.0.<block>.0/24`, so tests run in parallel.
 //! Blocks in use: see `BLOCKS.md` beside this file.
+//!
+//! The server is Redis (`redis-server`, `redis-cli`) unless `BOOTSTRAP_TEST_SERVER=valkey` names
+//! Valkey (`valkey-server`, `valkey-cli`): `scripts/test.sh` runs the real-node tests once with each.
 
 #![allow(dead_code)]
 
@@ -19,7 +22,46 @@ use std::time::{Duration, Instant};
 /// The node timeout the tests run with (the guide uses 5000 ms; shorter keeps tests quick).
 pub const NODE_TIMEOUT_MS: u32 = 2000;
 
-/// One redis-server process playing one pod.
+/// The variable that names the server the real-node tests run against.
+pub const SERVER_VARIABLE: &str = "BOOTSTRAP_TEST_SERVER";
+
+/// The server implementation under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Server {
+    /// Redis (Debian's 7.0): `redis-server`, `redis-cli`.
+    Redis,
+    /// Valkey (8.0, bookworm-backports): `valkey-server`, `valkey-cli`.
+    Valkey,
+}
+
+impl Server {
+    /// The server named by `BOOTSTRAP_TEST_SERVER` (unset: Redis).
+    pub fn under_test() -> Server {
+        match std::env::var(SERVER_VARIABLE).as_deref() {
+            Err(_) | Ok("") | Ok("redis") => Server::Redis,
+            Ok("valkey") => Server::Valkey,
+            Ok(other) => panic!("{SERVER_VARIABLE}={other:?}: expected redis or valkey"),
+        }
+    }
+
+    /// The server binary.
+    pub fn server_binary(self) -> &'static str {
+        match self {
+            Server::Redis => "redis-server",
+            Server::Valkey => "valkey-server",
+        }
+    }
+
+    /// The command-line client.
+    pub fn cli_binary(self) -> &'static str {
+        match self {
+            Server::Redis => "redis-cli",
+            Server::Valkey => "valkey-cli",
+        }
+    }
+}
+
+/// One redis-server (or valkey-server) process playing one pod.
 pub struct RedisNode {
     /// The pod's address.
     pub addr: SocketAddr,
@@ -66,7 +108,7 @@ impl RedisNode {
     /// Starts a node at `ip:6379` on an existing data directory (a pod rescheduled with its volume).
     pub fn start_in(ip: &str, dir: &Path, options: &Options) -> RedisNode {
         let addr: SocketAddr = format!("{ip}:6379").parse().unwrap();
-        let redis_server = which("redis-server");
+        let redis_server = which(Server::under_test().server_binary());
         let mut args: Vec<String> = vec![
             "--port".into(),
             "6379".into(),
@@ -101,13 +143,13 @@ impl RedisNode {
             ]);
         }
         args.extend(options.extra.iter().cloned());
-        let child = Command::new(redis_server)
+        let child = Command::new(&redis_server)
             .args(&args)
             .current_dir(dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("start redis-server");
+            .unwrap_or_else(|e| panic!("start {}: {e}", redis_server.display()));
         let node = RedisNode {
             addr,
             dir: dir.to_path_buf(),
@@ -202,7 +244,7 @@ pub fn node_list(nodes: &[RedisNode]) -> String {
 
 /// Runs `redis-cli` and returns its trimmed output.
 pub fn redis_cli(addr: SocketAddr, password: Option<&str>, args: &[&str]) -> String {
-    let mut cmd = Command::new(which("redis-cli"));
+    let mut cmd = Command::new(which(Server::under_test().cli_binary()));
     cmd.args(["-h", &addr.ip().to_string(), "-p", &addr.port().to_string()]);
     if let Some(pw) = password {
         cmd.env("REDISCLI_AUTH", pw);
@@ -288,7 +330,8 @@ pub fn which(program: &str) -> PathBuf {
         }
     }
     panic!(
-        "{program} is not installed: run `apt-get install -y redis-server redis-tools` (the test script does)"
+        "{program} is not installed: run scripts/install-deps.sh (redis-server and redis-tools from \
+         Debian, valkey-server and valkey-tools from bookworm-backports; the test script does)"
     );
 }
 
@@ -318,7 +361,7 @@ pub fn topology(node: &RedisNode) -> Vec<(String, String, String, String)> {
 
 /// Runs `redis-cli --cluster check` and returns (success, output).
 pub fn cluster_check(node: &RedisNode) -> (bool, String) {
-    let out = Command::new(which("redis-cli"))
+    let out = Command::new(which(Server::under_test().cli_binary()))
         .args(["--cluster", "check", &node.host_port()])
         .output()
         .expect("run redis-cli --cluster check");

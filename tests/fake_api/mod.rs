@@ -60,6 +60,8 @@ pub struct Request {
     pub code: u16,
     /// Whether it carried `Authorization: Bearer <TOKEN>`.
     pub authorized: bool,
+    /// Its `User-Agent` header, if any.
+    pub user_agent: Option<String>,
     /// The path and query, for failure messages.
     pub uri: String,
 }
@@ -296,6 +298,10 @@ impl Shared {
             .headers()
             .get(AUTHORIZATION)
             .is_some_and(|v| v.as_bytes() == format!("Bearer {TOKEN}").as_bytes());
+        let user_agent = request
+            .headers()
+            .get(hyper::header::USER_AGENT)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
 
         let response = self.fault(&route).unwrap_or_else(|| match route {
             Route::Get(ns, name) => self.get(&ns, &name),
@@ -314,6 +320,7 @@ impl Shared {
             resource,
             code: response.status().as_u16(),
             authorized,
+            user_agent,
             uri,
         });
         response
