@@ -61,7 +61,8 @@ fn sigterm_while_forming_stops_at_a_safe_point_and_a_rerun_finishes() {
         log.contains("received SIGTERM: stopping at the next safe point"),
         "{log}"
     );
-    // Pod 5's REPLICATE remains (and pod 4's, when its handshake was not done yet either).
+    // Pod 5's REPLICATE remains (and another replica's, when its handshake was slower than the
+    // signal).
     let stopped = log
         .lines()
         .find(|l| l.contains("interrupted by SIGTERM during form: ran "))
@@ -69,7 +70,6 @@ fn sigterm_while_forming_stops_at_a_safe_point_and_a_rerun_finishes() {
     let remaining = stopped.split_once("remaining: ").map_or("", |(_, r)| r);
     assert!(
         remaining.contains("node-5 (127.0.114.16:6379): CLUSTER REPLICATE")
-            && !remaining.contains("node-3")
             && stopped.contains("a re-run finishes it"),
         "{log}"
     );
