@@ -11,8 +11,9 @@ use common::*;
 #[test]
 fn sigterm_while_forming_stops_at_a_safe_point_and_a_rerun_finishes() {
     let mut nodes = start_nodes(114, 6);
-    // Pod 5's cluster bus cannot be reached yet, so its CLUSTER REPLICATE waits for a handshake
-    // that does not come: the run is held in the middle of forming, deterministically.
+    // Pod 2's cluster bus cannot be reached yet, so its replica (pod 5) never completes the
+    // handshake with it and its CLUSTER REPLICATE waits: the run is held in the middle of forming,
+    // deterministically.
     let hidden = Options {
         extra: vec![
             "--cluster-port".into(),
@@ -22,7 +23,7 @@ fn sigterm_while_forming_stops_at_a_safe_point_and_a_rerun_finishes() {
         ],
         ..Options::default()
     };
-    nodes[5].restart_on(&ip(114, 5), &hidden);
+    nodes[2].restart_on(&ip(114, 2), &hidden);
     let list = node_list(&nodes);
     let env = [
         ("BOOTSTRAP_NODES", list.as_str()),
@@ -75,7 +76,7 @@ fn sigterm_while_forming_stops_at_a_safe_point_and_a_rerun_finishes() {
     );
 
     // The pod comes back with a reachable bus; the next run finishes what remained.
-    nodes[5].restart_on(&ip(114, 5), &Options::default());
+    nodes[2].restart_on(&ip(114, 2), &Options::default());
     let rerun = bootstrap(&[
         ("BOOTSTRAP_NODES", list.as_str()),
         ("BOOTSTRAP_CONVERGE_TIMEOUT", "60s"),
