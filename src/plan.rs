@@ -22,6 +22,8 @@ use crate::node::Node;
 use crate::observation::Observation;
 use crate::slots::{self, SlotRange};
 
+pub mod placement;
+
 /// What the planner concluded about the cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
