@@ -63,8 +63,14 @@ pub async fn bootstrap(nodes: &[Node], settings: &Settings, mut timer: Timer) ->
     let plan = plan::plan(nodes, &layout, &observations).map_err(Error::Refused)?;
     info!(decision = %plan.decision, steps = plan.steps.len(), "plan: {}", explain(plan.decision));
     if matches!(plan.decision, Decision::Fresh | Decision::Partial) {
-        pairing.describe(nodes).iter().for_each(|line| info!("{line}"));
-        pairing.warnings(nodes).iter().for_each(|line| warn!("{line}"));
+        pairing
+            .describe(nodes)
+            .iter()
+            .for_each(|line| info!("{line}"));
+        pairing
+            .warnings(nodes)
+            .iter()
+            .for_each(|line| warn!("{line}"));
     }
     for step in &plan.steps {
         tracing::debug!("planned: {}", step.describe(nodes));

@@ -87,8 +87,7 @@ impl Pairing {
 
     /// True if no replica is in its master's domain.
     fn separates(&self, domains: &[usize]) -> bool {
-        (0..self.shard.len())
-            .all(|i| self.master_of(i).is_none_or(|m| domains[m] != domains[i]))
+        (0..self.shard.len()).all(|i| self.master_of(i).is_none_or(|m| domains[m] != domains[i]))
     }
 }
 
@@ -547,7 +546,10 @@ pub fn observed_shards(observations: &[Observation]) -> Vec<(usize, Vec<usize>)>
 /// Zones count only when the pods span two zones or more: in a one-zone cluster every shard
 /// shares its zone and no pairing can help.
 pub fn shared(shards: &[(usize, Vec<usize>)], nodes: &[Node]) -> Vec<String> {
-    let zones: BTreeSet<&str> = nodes.iter().filter_map(|n| n.place.zone.as_deref()).collect();
+    let zones: BTreeSet<&str> = nodes
+        .iter()
+        .filter_map(|n| n.place.zone.as_deref())
+        .collect();
     let same = |a: &Option<String>, b: &Option<String>| a.is_some() && a == b;
     let mut lines = Vec::new();
     for (master, replicas) in shards {

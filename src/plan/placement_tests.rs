@@ -45,7 +45,12 @@ fn named(places: &[Place]) -> Vec<Node> {
 }
 
 /// True if no replica shares `key` with its master, checking the pairing's shape on the way.
-fn separated(pairing: &Pairing, places: &[Place], r: usize, key: fn(&Place) -> &Option<String>) -> bool {
+fn separated(
+    pairing: &Pairing,
+    places: &[Place],
+    r: usize,
+    key: fn(&Place) -> &Option<String>,
+) -> bool {
     let m = places.len() / (1 + r);
     assert_eq!(pairing.masters.len(), m);
     let mut followers = vec![0; m];
@@ -93,10 +98,7 @@ fn the_guides_layout_is_kept_when_it_is_already_safe() {
     }
     // Static mode: nothing known, nothing to separate: the guide's layout.
     let unknown = vec![Place::default(); 9];
-    assert_eq!(
-        choose(&unknown, 2, &free(9)).pairing,
-        Pairing::guide(9, 3)
-    );
+    assert_eq!(choose(&unknown, 2, &free(9)).pairing, Pairing::guide(9, 3));
 }
 
 #[test]
@@ -270,7 +272,9 @@ fn a_rerun_after_an_interruption_makes_the_same_choice() {
     for (k, &m) in first.pairing.masters.iter().enumerate() {
         pins[m] = Some(Pin::Master(k));
     }
-    let attached = (0..9).find(|&i| first.pairing.master_of(i).is_some()).unwrap();
+    let attached = (0..9)
+        .find(|&i| first.pairing.master_of(i).is_some())
+        .unwrap();
     pins[attached] = Some(Pin::Replica(first.pairing.shard[attached]));
 
     assert_eq!(choose(&places, 2, &pins), first);
@@ -312,7 +316,13 @@ impl Random {
 fn brute_force(domains: &[usize], r: usize) -> bool {
     let n = domains.len();
     let m = n / (1 + r);
-    fn assign(i: usize, roles: &[bool], masters: &[usize], places: &mut [usize], d: &[usize]) -> bool {
+    fn assign(
+        i: usize,
+        roles: &[bool],
+        masters: &[usize],
+        places: &mut [usize],
+        d: &[usize],
+    ) -> bool {
         if i == roles.len() {
             return true;
         }
@@ -330,11 +340,13 @@ fn brute_force(domains: &[usize], r: usize) -> bool {
         }
         false
     }
-    (0u32..1 << n).filter(|set| set.count_ones() as usize == m).any(|set| {
-        let roles: Vec<bool> = (0..n).map(|i| set & (1 << i) != 0).collect();
-        let masters: Vec<usize> = (0..n).filter(|&i| roles[i]).collect();
-        assign(0, &roles, &masters, &mut vec![r; m], domains)
-    })
+    (0u32..1 << n)
+        .filter(|set| set.count_ones() as usize == m)
+        .any(|set| {
+            let roles: Vec<bool> = (0..n).map(|i| set & (1 << i) != 0).collect();
+            let masters: Vec<usize> = (0..n).filter(|&i| roles[i]).collect();
+            assign(0, &roles, &masters, &mut vec![r; m], domains)
+        })
 }
 
 #[test]
