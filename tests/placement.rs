@@ -45,7 +45,7 @@ impl World {
         api.place(&on);
         World {
             api,
-            dns: dns,
+            dns,
             pods,
             on: on.to_vec(),
         }
@@ -219,4 +219,23 @@ fn one_node_forms_the_guides_layout_and_every_run_warns_even_after_a_failover() 
         )),
         "{warned:#?}"
     );
+}
+
+#[test]
+fn a_service_account_that_may_not_list_pods_exits_2_naming_the_permission() {
+    let world = World::new(173, ROUND_ROBIN, &THREE_ZONES);
+    world.api.forbid("list", "pods");
+
+    let run = world.bootstrap();
+
+    // Forming blind could pair a replica with its master's node: refuse to guess.
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("cannot list pods in namespace infra: grant it in the Role"),
+        "{run:?}"
+    );
+    // Nothing was touched.
+    let info = world.pods[0].cli(&["cluster", "info"]);
+    assert!(info.contains("cluster_known_nodes:1"), "{info}");
 }

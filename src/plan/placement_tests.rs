@@ -390,6 +390,122 @@ fn finds_a_safe_pairing_exactly_when_brute_force_does() {
     assert!(checked[0] > 50 && checked[1] > 50, "{checked:?}");
 }
 
+/// Whether a pairing that keeps `pins` puts every replica off its master's domain, by trying
+/// them all.
+fn brute_force_pinned(domains: &[usize], r: usize, pins: &[Option<Pin>]) -> bool {
+    let n = domains.len();
+    let m = n / (1 + r);
+    let pinned_master = |k: usize| pins.iter().position(|p| *p == Some(Pin::Master(k)));
+    (0u32..1 << n)
+        .filter(|set| set.count_ones() as usize == m)
+        .any(|set| {
+            let is_master = |i: usize| set & (1 << i) != 0;
+            let fits_pins = pins.iter().enumerate().all(|(i, pin)| match pin {
+                Some(Pin::Master(_)) => is_master(i),
+                Some(Pin::Replica(k)) => {
+                    !is_master(i) && pinned_master(*k).is_some_and(|p| domains[p] != domains[i])
+                }
+                None => true,
+            });
+            if !fits_pins {
+                return false;
+            }
+            let masters: Vec<usize> = (0..n).filter(|&i| is_master(i)).collect();
+            let mut places: Vec<usize> = masters
+                .iter()
+                .map(|&p| {
+                    let taken = match pins[p] {
+                        Some(Pin::Master(k)) => {
+                            pins.iter().filter(|x| **x == Some(Pin::Replica(k))).count()
+                        }
+                        _ => 0,
+                    };
+                    r - taken
+                })
+                .collect();
+            let roles: Vec<bool> = (0..n).map(|i| is_master(i) || pins[i].is_some()).collect();
+            fn assign(
+                i: usize,
+                roles: &[bool],
+                masters: &[usize],
+                places: &mut [usize],
+                d: &[usize],
+            ) -> bool {
+                if i == roles.len() {
+                    return true;
+                }
+                if roles[i] {
+                    return assign(i + 1, roles, masters, places, d);
+                }
+                for (k, &master) in masters.iter().enumerate() {
+                    if places[k] > 0 && d[master] != d[i] {
+                        places[k] -= 1;
+                        if assign(i + 1, roles, masters, places, d) {
+                            return true;
+                        }
+                        places[k] += 1;
+                    }
+                }
+                false
+            }
+            assign(0, &roles, &masters, &mut places, domains)
+        })
+}
+
+#[test]
+fn with_pins_finds_a_safe_completion_exactly_when_brute_force_does() {
+    let mut random = Random(0x9e37_79b9_7f4a_7c15);
+    let mut safe = 0;
+    for round in 0..600 {
+        let (n, r) = [(6, 1), (8, 1), (9, 2)][round % 3];
+        let m = n / (1 + r);
+        let node_count = 2 + random.below(3);
+        let nodes: Vec<usize> = (0..n).map(|_| random.below(node_count)).collect();
+        let places: Vec<Place> = nodes
+            .iter()
+            .map(|&x| Place {
+                node: Some(format!("n{x}")),
+                zone: None,
+            })
+            .collect();
+        // An interrupted formation of some pairing: a random half of its masters and replicas.
+        let mut order: Vec<usize> = (0..n).collect();
+        for i in (1..n).rev() {
+            order.swap(i, random.below(i + 1));
+        }
+        let mut pins = free(n);
+        for (k, &p) in order[..m].iter().enumerate() {
+            if random.below(2) == 0 {
+                pins[p] = Some(Pin::Master(k));
+            }
+        }
+        for (j, &p) in order[m..].iter().enumerate() {
+            let k = j % m;
+            if pins[order[k]].is_some() && random.below(2) == 0 {
+                pins[p] = Some(Pin::Replica(k));
+            }
+        }
+
+        let choice = choose(&places, r, &pins);
+
+        assert!(
+            choice.pairing.keeps(&pins),
+            "{places:?} {pins:?}: {choice:?}"
+        );
+        let exists = brute_force_pinned(&nodes, r, &pins);
+        assert_eq!(
+            choice.separation != Separation::Shared,
+            exists,
+            "{places:?} R={r} {pins:?}: {choice:?}"
+        );
+        if exists {
+            assert!(separated(&choice.pairing, &places, r, node));
+            safe += 1;
+        }
+    }
+    assert!(safe > 100 && safe < 550, "{safe}");
+}
+
 #[test]
 fn large_placements_pair_quickly() {
     // N = 100, R = 2 on 10 nodes in 3 zones, and N = 200, R = 3 on 7 nodes, with the pods
