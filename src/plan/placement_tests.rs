@@ -592,3 +592,53 @@ fn pins_come_from_the_slots_and_replication_the_nodes_report() {
         [Some(Pin::Master(1)), None, None, Some(Pin::Replica(1))]
     );
 }
+
+#[test]
+fn the_planner_finishes_an_interrupted_formation_after_the_pods_moved() {
+    // An earlier run gave pods 0, 1, 2 their slots and stopped. Since then the pods moved so that
+    // the placement alone would make 0, 2, 4 the masters; the layout keeps 0, 1, 2 and the plan
+    // finishes the formation instead of refusing it as "slots outside the plan".
+    let id = |i: usize| format!("{:040x}", i + 1);
+    let split = slots::split(3);
+    let observations: Vec<Observation> = (0..6)
+        .map(|i| {
+            let (slots, epoch) = split.get(i).map_or((String::new(), 0), |r| {
+                (format!("{}-{}", r.start(), r.end()), i + 1)
+            });
+            let line = format!(
+                "{} :6379@16379 myself,master - 0 0 {epoch} connected {slots}",
+                id(i)
+            );
+            let info = format!(
+                "cluster_state:fail\r\ncluster_known_nodes:1\r\ncluster_my_epoch:{epoch}\r\n"
+            );
+            Observation::parse("# Cluster\r\ncluster_enabled:1\r\n", &id(i), &line, &info).unwrap()
+        })
+        .collect();
+    let nodes = named(&on(&["a", "a", "b", "b", "c", "c"]));
+    assert_eq!(
+        choose(
+            &nodes.iter().map(|n| n.place.clone()).collect::<Vec<_>>(),
+            1,
+            &free(6)
+        )
+        .pairing
+        .masters,
+        [0, 2, 4]
+    );
+
+    let (layout, choice) = arrange(Layout::new(6, 1).unwrap(), &nodes, &observations);
+
+    assert_eq!(layout.pairing().masters, [0, 1, 2]);
+    assert_eq!(choice.separation, Separation::Nodes);
+    let plan = crate::plan::plan(&nodes, &layout, &observations).unwrap();
+    assert_eq!(plan.decision, crate::plan::Decision::Partial);
+    for step in &plan.steps {
+        if let crate::plan::Step::Replicate { node, master, .. } = step {
+            assert_ne!(
+                nodes[*node].place.node, nodes[*master].place.node,
+                "{plan:?}"
+            );
+        }
+    }
+}
