@@ -252,9 +252,10 @@ impl Problem {
             guide.clone()
         } else {
             // Every pod a domain of its own: nothing to separate, any completion of the pins.
+            // Pins that none completes (not from `pins`) are dropped: the planner then refuses
+            // what does not fit.
             let alone: Vec<usize> = (0..n).collect();
-            self.solve(&alone, pins)
-                .expect("pins taken from one cluster can always be completed")
+            self.solve(&alone, pins).unwrap_or_else(|| guide.clone())
         };
         Choice {
             guide: pairing == guide,
@@ -315,92 +316,20 @@ impl Problem {
         // Free pods that will be replicas: T.
         let total = free.len().checked_sub(open.len())?;
 
-        // Each domain's bound on new masters, from Hall's condition (see the module's header).
-        let count = domains.iter().max().map_or(0, |d| d + 1);
-        let mut free_in = vec![0; count];
-        for &i in &free {
-            free_in[domains[i]] += 1;
-        }
-        let mut spare_in = vec![0; count];
-        for (k, master) in masters.iter().enumerate() {
-            if let Some(p) = master {
-                spare_in[domains[*p]] += spare[k];
-            }
-        }
-        let mut room = vec![usize::MAX; count];
-        if r > 0 {
-            for d in 0..count {
-                let slack = total.checked_sub(free_in[d] + spare_in[d])?;
-                if r > 1 {
-                    room[d] = slack / (r - 1);
-                }
-            }
-        }
-
-        // New masters, one at a time where the fewest are, within the bounds.
-        let mut node_load = vec![0; self.nodes.iter().max().map_or(0, |x| x + 1)];
-        let mut zone_load = vec![0; self.zones.iter().flatten().max().map_or(0, |x| x + 1)];
-        let mut taken = vec![0; count];
-        let mut is_master = vec![false; n];
-        let mut chosen = Vec::with_capacity(open.len());
-        for step in 0..m {
-            let pick = if step < m - open.len() {
-                // The pinned masters first: they load their node and zone.
-                masters.iter().flatten().nth(step).copied()
-            } else {
-                free.iter()
-                    .copied()
-                    .filter(|&i| !is_master[i] && taken[domains[i]] < room[domains[i]])
-                    .min_by_key(|&i| {
-                        let zone = self.zones[i].map_or(0, |z| zone_load[z]);
-                        (zone, node_load[self.nodes[i]], i)
-                    })
-            };
-            let pick = pick?;
-            node_load[self.nodes[pick]] += 1;
-            if let Some(z) = self.zones[pick] {
-                zone_load[z] += 1;
-            }
-            if step >= m - open.len() {
-                is_master[pick] = true;
-                taken[domains[pick]] += 1;
-                chosen.push(pick);
-            }
-        }
+        let room = bounds(domains, r, total, &free, &masters, &spare)?;
+        let chosen = self.pick_masters(domains, &room, &free, &masters)?;
         // New masters take the open shards in pod order: with no pins, masters 0, 1, 2 own the
         // slots in that order, as in the guide.
-        chosen.sort_unstable();
         for (&k, &p) in open.iter().zip(&chosen) {
             masters[k] = Some(p);
             shard[p] = Some(k);
         }
         let masters: Vec<usize> = masters.into_iter().collect::<Option<_>>()?;
-
-        // Replicas to masters: a b-matching by augmenting paths.
-        let mut matching = Matching {
-            domains,
-            masters: &masters,
-            spare: &spare,
-            members: vec![Vec::new(); m],
-            seen: vec![false; m],
-        };
-        let replicas: Vec<usize> = free.iter().copied().filter(|&i| !is_master[i]).collect();
-        let mut waiting = Vec::new();
-        for &i in &replicas {
-            let k = i % m;
-            if matching.has_room(k) && matching.fits(i, k) {
-                matching.members[k].push(i);
-            } else {
-                waiting.push(i);
-            }
-        }
-        for i in waiting {
-            matching.seen.fill(false);
-            if !matching.augment(i) {
-                return None;
-            }
-        }
-        for (k, members) in matching.members.iter().enumerate() {
+        let replicas: Vec<usize> = free.into_iter().filter(|i| !chosen.contains(i)).collect();
+        for (k, members) in assign(domains, &masters, &spare, &replicas)?
+            .iter()
+            .enumerate()
+        {
             for &i in members {
                 shard[i] = Some(k);
             }
@@ -408,6 +337,114 @@ impl Problem {
         let shard: Vec<usize> = shard.into_iter().collect::<Option<_>>()?;
         Some(Pairing { masters, shard })
     }
+
+    /// The new masters, in pod order: one at a time on the least loaded zone, then node, then the
+    /// lowest pod index, each domain within its bound. `None` when the bounds leave too few.
+    fn pick_masters(
+        &self,
+        domains: &[usize],
+        room: &[usize],
+        free: &[usize],
+        masters: &[Option<usize>],
+    ) -> Option<Vec<usize>> {
+        // Masters per node and per known zone so far.
+        let mut nodes = vec![0; self.nodes.iter().max().map_or(0, |x| x + 1)];
+        let mut zones = vec![0; self.zones.iter().flatten().max().map_or(0, |x| x + 1)];
+        let load = |pod: usize, nodes: &mut [usize], zones: &mut [usize]| {
+            nodes[self.nodes[pod]] += 1;
+            if let Some(z) = self.zones[pod] {
+                zones[z] += 1;
+            }
+        };
+        for &p in masters.iter().flatten() {
+            load(p, &mut nodes, &mut zones);
+        }
+        let mut taken = vec![0; room.len()];
+        let mut chosen: Vec<usize> = Vec::new();
+        for _ in masters.iter().filter(|m| m.is_none()) {
+            let pick = free
+                .iter()
+                .copied()
+                .filter(|i| !chosen.contains(i) && taken[domains[*i]] < room[domains[*i]])
+                .min_by_key(|&i| {
+                    let zone = self.zones[i].map_or(0, |z| zones[z]);
+                    (zone, nodes[self.nodes[i]], i)
+                })?;
+            taken[domains[pick]] += 1;
+            chosen.push(pick);
+            load(pick, &mut nodes, &mut zones);
+        }
+        chosen.sort_unstable();
+        Some(chosen)
+    }
+}
+
+/// How many new masters each domain may take so that the free replicas can still all be placed
+/// (Hall's condition, see the module's header): `(R − 1)·k ≤ T − f − s`. `None` when a domain
+/// holds more free replicas than the masters outside it can take, whatever the choice.
+fn bounds(
+    domains: &[usize],
+    r: usize,
+    total: usize,
+    free: &[usize],
+    masters: &[Option<usize>],
+    spare: &[usize],
+) -> Option<Vec<usize>> {
+    let count = domains.iter().max().map_or(0, |d| d + 1);
+    let mut free_in = vec![0; count];
+    for &i in free {
+        free_in[domains[i]] += 1;
+    }
+    let mut spare_in = vec![0; count];
+    for (k, master) in masters.iter().enumerate() {
+        if let Some(p) = master {
+            spare_in[domains[*p]] += spare[k];
+        }
+    }
+    let mut room = vec![usize::MAX; count];
+    if r > 0 {
+        for d in 0..count {
+            let slack = total.checked_sub(free_in[d] + spare_in[d])?;
+            if r > 1 {
+                room[d] = slack / (r - 1);
+            }
+        }
+    }
+    Some(room)
+}
+
+/// The free replicas of each shard: a b-matching by augmenting paths, each replica first trying
+/// the shard the guide gives its index. `None` when some replica finds no place.
+fn assign(
+    domains: &[usize],
+    masters: &[usize],
+    spare: &[usize],
+    replicas: &[usize],
+) -> Option<Vec<Vec<usize>>> {
+    let m = masters.len();
+    let mut matching = Matching {
+        domains,
+        masters,
+        spare,
+        members: vec![Vec::new(); m],
+        seen: vec![false; m],
+    };
+    let mut waiting = Vec::new();
+    for &i in replicas {
+        let k = i % m;
+        if matching.has_room(k) && matching.fits(i, k) {
+            matching.members[k].push(i);
+        } else {
+            waiting.push(i);
+        }
+    }
+    for i in waiting {
+        matching.seen.fill(false);
+        if !matching.augment(i) {
+            return None;
+        }
+    }
+    Some(matching.members)
 }
 
 /// Free replicas given to shards, at most each master's spare places, never in its domain.
