@@ -70,7 +70,7 @@ pub async fn bootstrap(nodes: &[Node], settings: &Settings, mut timer: Timer) ->
         pairing
             .warnings(nodes)
             .iter()
-            .for_each(|line| warn!("{line}"));
+            .for_each(|line| warn!(reason = plan::placement::SHARED_FAILURE_DOMAIN, "{line}"));
     }
     for step in &plan.steps {
         tracing::debug!("planned: {}", step.describe(nodes));

@@ -157,7 +157,7 @@ pub fn summary_line(s: &Summary) -> String {
 /// run still succeeds and moves nothing).
 pub fn print(format: LogFormat, nodes: &[Node], observations: &[Observation], summary: &Summary) {
     for line in placement::shared(&placement::observed_shards(observations), nodes) {
-        warn!("{line}");
+        warn!(reason = placement::SHARED_FAILURE_DOMAIN, "{line}");
     }
     match format {
         LogFormat::Text => {

@@ -201,10 +201,24 @@ fn one_node_forms_the_guides_layout_and_every_run_warns_even_after_a_failover() 
     // Pod 3 takes over shard 0; a later run finds the cluster formed, moves nothing, and names
     // the new master.
     world.pods[3].cli(&["cluster", "failover"]);
+    // Wait until every node agrees (pod 3 a master, pod 0 its replica, links up), so that the next
+    // run finds a formed cluster rather than one still settling.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !world.pods[3].cli(&["role"]).starts_with("master") {
-        assert!(Instant::now() < deadline, "pod 3 never took over");
-        std::thread::sleep(Duration::from_millis(100));
+    let id3 = world.pods[3].id();
+    let settled = || {
+        world.pods.iter().all(|p| {
+            let view = p.cli(&["cluster", "nodes"]);
+            view.lines()
+                .any(|l| l.starts_with(&id3) && l.contains("master"))
+                && !view.contains("fail")
+        }) && common::cluster_check(&world.pods[0]).0
+            && world.pods[0]
+                .cli(&["info", "replication"])
+                .contains("master_link_status:up")
+    };
+    while !settled() {
+        assert!(Instant::now() < deadline, "the failover never settled");
+        std::thread::sleep(Duration::from_millis(200));
     }
 
     let again = world.bootstrap();

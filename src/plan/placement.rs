@@ -579,6 +579,10 @@ pub fn observed_shards(observations: &[Observation]) -> Vec<(usize, Vec<usize>)>
     order.into_iter().map(|s| shards[s].clone()).collect()
 }
 
+/// The `reason` field of the warnings about a shared failure domain (and the reason of a Kubernetes
+/// Warning Event about it, should one be recorded).
+pub const SHARED_FAILURE_DOMAIN: &str = "SharedFailureDomain";
+
 /// One line per shard whose master shares a Kubernetes node, or a zone, with one of its replicas.
 /// Zones count only when the pods span two zones or more: in a one-zone cluster every shard
 /// shares its zone and no pairing can help.
