@@ -7,7 +7,9 @@
 //! 2. read the StatefulSet once, to fail fast on a missing permission and to say what it wants;
 //! 3. watch it until its rollout is done ([`rollout`], [`wait`]); on timeout, read the pods and say
 //!    why each unready one is not ready ([`diagnosis`]);
-//! 4. resolve `<sts>-<i>.<service>.<ns>.svc.<domain>` for every pod ([`crate::resolve`]).
+//! 4. read where each pod runs (its Kubernetes node, and the node's zone when allowed:
+//!    [`placement`]);
+//! 5. resolve `<sts>-<i>.<service>.<ns>.svc.<domain>` for every pod ([`crate::resolve`]).
 //!
 //! API errors are sorted in [`api_error`]: a 403 is a configuration problem (exit 2) that names the
 //! missing permission; everything else is retried with backoff until `BOOTSTRAP_READY_TIMEOUT`.
@@ -15,6 +17,7 @@
 pub mod api_error;
 pub mod diagnosis;
 pub mod namespace;
+pub mod placement;
 pub mod rollout;
 mod wait;
 
@@ -34,11 +37,21 @@ use crate::{Error, Result};
 ///
 /// - `get` statefulsets: the first read, which fails fast when the Role is wrong;
 /// - `list`, `watch` statefulsets: waiting for readiness (kube's watcher lists, then watches);
-/// - `list` pods: saying why pods are not ready when the wait times out.
+/// - `list` pods: where each pod runs (`spec.nodeName`), and why pods are not ready when the wait
+///   times out.
 pub const PERMISSIONS: &[(&str, &str, &[&str])] = &[
     ("apps", "statefulsets", &["get", "list", "watch"]),
     ("", "pods", &["list"]),
 ];
+
+/// Permissions the binary uses when granted and does without otherwise, in the same form. The
+/// ClusterRole of the Kustomize component `components/placement` must grant exactly these; a test
+/// checks it.
+///
+/// - `get` nodes: the `topology.kubernetes.io/zone` of each pod's node, so that a replica is kept
+///   out of its master's zone too. Nodes are cluster-scoped, hence a ClusterRole. A 403 only
+///   means zones are unknown.
+pub const OPTIONAL_PERMISSIONS: &[(&str, &str, &[&str])] = &[("", "nodes", &["get"])];
 
 /// The StatefulSet this run works on, for API calls and messages.
 #[derive(Debug, Clone)]
@@ -55,7 +68,8 @@ impl std::fmt::Display for Target {
     }
 }
 
-/// Finds the StatefulSet, waits for it to be Ready, and returns its pods in order, resolved.
+/// Finds the StatefulSet, waits for it to be Ready, and returns its pods in order, resolved, each
+/// with its place.
 ///
 /// Readiness and DNS share one budget, `BOOTSTRAP_READY_TIMEOUT`.
 pub async fn discover(settings: &Settings) -> Result<Vec<Node>> {
@@ -66,7 +80,7 @@ pub async fn discover(settings: &Settings) -> Result<Vec<Node>> {
         name: settings.statefulset.clone(),
     };
     let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), &target.namespace);
-    let pods: Api<Pod> = Api::namespaced(client, &target.namespace);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &target.namespace);
 
     // One budget for the first read, the wait and DNS: a hung API server cannot stretch it.
     let deadline = tokio::time::Instant::from_std(started + settings.ready_timeout);
@@ -90,13 +104,27 @@ pub async fn discover(settings: &Settings) -> Result<Vec<Node>> {
         "the statefulset is ready"
     );
 
+    let places = placement::read(
+        &pods,
+        &Api::all(client),
+        &target,
+        &ready,
+        deadline,
+        settings.ready_timeout,
+    )
+    .await?;
+
     let targets = pod_hosts(settings, &target.namespace, replicas);
     let remaining = settings.ready_timeout.saturating_sub(started.elapsed());
     let dns_settings = Settings {
         ready_timeout: remaining,
         ..settings.clone()
     };
-    crate::resolve::resolve_all(&targets, &dns_settings).await
+    let mut nodes = crate::resolve::resolve_all(&targets, &dns_settings).await?;
+    for (node, place) in nodes.iter_mut().zip(places) {
+        node.place = place;
+    }
+    Ok(nodes)
 }
 
 /// The `(pod name, fully qualified host, port)` of every pod, in pod order.

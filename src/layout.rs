@@ -1,8 +1,11 @@
 //! The target layout: which pods are masters, which slots each owns, whom each replica follows.
 //!
-//! Masters are pods `0..M`; pod `M + k` replicates master `k mod M` (for 6 pods: 3→0, 4→1, 5→2).
-//! Pure code: the planner and the tests use it, nothing here does I/O.
+//! By default the guide's: masters are pods `0..M`; pod `M + k` replicates master `k mod M` (for 6
+//! pods: 3→0, 4→1, 5→2). In Kubernetes mode the pairing may instead come from where the pods run
+//! ([`crate::plan::placement`]), given with [`Layout::with_pairing`]; the planner only asks
+//! [`Layout::role`], so both read the same. Pure code: nothing here does I/O.
 
+use crate::plan::placement::Pairing;
 use crate::slots::{self, SlotRange};
 
 /// The shape of the cluster for N nodes and R replicas per master.
@@ -15,6 +18,7 @@ pub struct Layout {
     /// Number of masters (M = N / (1 + R)).
     pub masters: usize,
     slots: Vec<SlotRange>,
+    pairing: Pairing,
 }
 
 /// What the layout asks of one pod.
@@ -57,28 +61,50 @@ impl Layout {
             replicas_per_master,
             masters,
             slots: slots::split(masters),
+            pairing: Pairing::guide(nodes, masters),
         })
+    }
+
+    /// The same shape with another pairing of masters and replicas (one with M masters, each
+    /// followed by R replicas).
+    pub fn with_pairing(self, pairing: Pairing) -> Layout {
+        assert_eq!(
+            (pairing.masters.len(), pairing.shard.len()),
+            (self.masters, self.nodes),
+            "a pairing of the layout's shape"
+        );
+        Layout { pairing, ..self }
+    }
+
+    /// Who masters which shard and who follows whom.
+    pub fn pairing(&self) -> &Pairing {
+        &self.pairing
     }
 
     /// The role of the pod at `index`.
     pub fn role(&self, index: usize) -> Role {
-        if index < self.masters {
-            Role::Master(self.slots[index].clone())
-        } else {
-            Role::Replica((index - self.masters) % self.masters)
+        let shard = self.pairing.shard[index];
+        match self.pairing.master_of(index) {
+            None => Role::Master(self.slots[shard].clone()),
+            Some(master) => Role::Replica(master),
         }
     }
 
     /// The slots of master `index`, or `None` for a replica.
     pub fn slots_of(&self, index: usize) -> Option<&SlotRange> {
-        self.slots.get(index)
+        self.pairing
+            .master_of(index)
+            .is_none()
+            .then(|| &self.slots[self.pairing.shard[index]])
     }
 
     /// The pod index of the planned owner of `slot`.
     pub fn owner_of(&self, slot: u16) -> usize {
-        self.slots
+        let shard = self
+            .slots
             .partition_point(|r| *r.end() < slot)
-            .min(self.masters - 1)
+            .min(self.masters - 1);
+        self.pairing.masters[shard]
     }
 
     /// Number of replicas (N - M).
@@ -129,6 +155,24 @@ mod tests {
         assert!(Layout::new(7, 1).unwrap_err().contains("not divisible"));
         assert!(Layout::new(4, 1).unwrap_err().contains("at least 3"));
         assert!(Layout::new(0, 1).is_err());
+    }
+
+    #[test]
+    fn a_pairing_by_placement_changes_roles_and_owners_not_the_split() {
+        // Masters 0, 2, 4 own the slots in that order; 1 follows 2, 3 follows 4, 5 follows 0.
+        let pairing = Pairing {
+            masters: vec![0, 2, 4],
+            shard: vec![0, 1, 1, 2, 2, 0],
+        };
+        let l = Layout::new(6, 1).unwrap().with_pairing(pairing);
+        assert_eq!(l.role(2), Role::Master(5461..=10922));
+        assert_eq!(
+            [1, 3, 5].map(|i| l.role(i)),
+            [Role::Replica(2), Role::Replica(4), Role::Replica(0)]
+        );
+        assert_eq!(l.slots_of(4), Some(&(10923..=16383)));
+        assert_eq!(l.slots_of(1), None);
+        assert_eq!([0, 5461, 16383].map(|s| l.owner_of(s)), [0, 2, 4]);
     }
 
     #[test]

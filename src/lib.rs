@@ -16,7 +16,8 @@
 //! - [`client`]: one connection to one node, with timeouts and AUTH.
 //! - [`observe`]: reads what every node knows of itself and of the cluster.
 //! - [`plan`]: pure code that turns the observations into a decision and a list of steps, with
-//!   [`layout`] (who is master of which slots, who replicates whom), [`slots`] (the even split),
+//!   [`layout`] (who is master of which slots, who replicates whom; [`plan::placement`] pairs them
+//!   so no replica shares its master's Kubernetes node or zone), [`slots`] (the even split),
 //!   [`cluster_nodes`] and [`observation`] (parsers of what Redis prints) and [`agreement`]
 //!   (what "formed" means).
 //! - [`form`]: carries out the steps, each only if still missing.

@@ -1,7 +1,8 @@
 //! The nodes to bootstrap: a name (the pod's, or the host as given) and the address to reach it.
 //!
 //! [`HostPort`] is what a user writes in `BOOTSTRAP_NODES`; [`Node`] is what the pipeline works on
-//! after DNS. The position of a node in the list is its "pod index": it decides its planned role.
+//! after DNS. The position of a node in the list is its "pod index". [`Place`] is where a pod runs
+//! (its Kubernetes node and zone), when Kubernetes says so.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -71,16 +72,28 @@ pub struct Node {
     pub name: String,
     /// Where its client port listens; the cluster bus is this port + 10000.
     pub addr: SocketAddr,
+    /// Where it runs; unknown in static mode.
+    pub place: Place,
 }
 
 impl Node {
-    /// Builds a node from a name and an address.
+    /// Builds a node from a name and an address, its place unknown.
     pub fn new(name: impl Into<String>, addr: SocketAddr) -> Node {
         Node {
             name: name.into(),
             addr,
+            place: Place::default(),
         }
     }
+}
+
+/// Where a pod runs: the failure domains that a master and its replica should not share.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Place {
+    /// The Kubernetes node (`spec.nodeName`), when known.
+    pub node: Option<String>,
+    /// The node's `topology.kubernetes.io/zone` label, when the nodes could be read.
+    pub zone: Option<String>,
 }
 
 impl fmt::Display for Node {

@@ -96,10 +96,22 @@ pub async fn bootstrap(
     .await?;
     timer.done("observe");
 
+    // Who masters and who follows whom: by placement when the pods' nodes are known.
+    let (layout, pairing) = plan::placement::arrange(layout, nodes, &observations);
     let plan = plan::plan(nodes, &layout, &observations).map_err(Error::Refused)?;
     info!(decision = %plan.decision, steps = plan.steps.len(), "plan: {}", explain(plan.decision));
     for note in &plan.notes {
         info!("{note}");
+    }
+    if matches!(plan.decision, Decision::Fresh | Decision::Partial) {
+        pairing
+            .describe(nodes)
+            .iter()
+            .for_each(|line| info!("{line}"));
+        pairing
+            .warnings(nodes)
+            .iter()
+            .for_each(|line| warn!(reason = plan::placement::SHARED_FAILURE_DOMAIN, "{line}"));
     }
     for step in &plan.steps {
         tracing::debug!("planned: {}", step.describe(nodes));

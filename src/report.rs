@@ -1,17 +1,20 @@
 //! The result: a table like `CLUSTER NODES` but with pod names (pod, address, node ID, role,
-//! master, slots), then one summary line with the outcome, the plan and each phase's duration.
-//! In JSON mode each row and the summary are one JSON object per line. Written to stdout; logs
-//! go to stderr.
+//! master, slots, and in Kubernetes mode the pod's Kubernetes node and zone), then one summary
+//! line with the outcome, the plan and each phase's duration. In JSON mode each row and the
+//! summary are one JSON object per line. Written to stdout; logs go to stderr, where each shard
+//! whose master shares a node or zone with a replica gets a warning.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use serde_json::json;
+use tracing::warn;
 
 use crate::config::LogFormat;
 use crate::node::Node;
 use crate::observation::Observation;
 use crate::plan::Decision;
+use crate::plan::placement;
 use crate::slots;
 
 /// What the run did, for the summary line.
@@ -41,6 +44,8 @@ struct Row {
     role: &'static str,
     master: String,
     slots: String,
+    node: Option<String>,
+    zone: Option<String>,
 }
 
 fn rows(nodes: &[Node], observations: &[Observation]) -> Vec<Row> {
@@ -72,25 +77,53 @@ fn rows(nodes: &[Node], observations: &[Observation]) -> Vec<Row> {
                 } else {
                     format!("{} ({})", slots::format(&ranges), slots::count(&ranges))
                 },
+                node: node.place.node.clone(),
+                zone: node.place.zone.clone(),
             }
         })
         .collect()
 }
 
-/// The table as text, columns aligned.
+/// The table as text, columns aligned. NODE and ZONE appear when some pod's are known.
 pub fn table(nodes: &[Node], observations: &[Observation]) -> String {
-    let mut lines = vec![[
-        "POD".to_string(),
-        "ADDRESS".into(),
-        "NODE ID".into(),
-        "ROLE".into(),
-        "MASTER".into(),
-        "SLOTS".into(),
-    ]];
-    for r in rows(nodes, observations) {
-        lines.push([r.pod, r.address, r.id, r.role.into(), r.master, r.slots]);
+    let rows = rows(nodes, observations);
+    let with_node = rows.iter().any(|r| r.node.is_some());
+    let with_zone = rows.iter().any(|r| r.zone.is_some());
+    let optional = |on: bool, cell: String| on.then_some(cell);
+    let mut lines: Vec<Vec<String>> = vec![
+        [
+            Some("POD".to_string()),
+            Some("ADDRESS".into()),
+            Some("NODE ID".into()),
+            Some("ROLE".into()),
+            Some("MASTER".into()),
+            Some("SLOTS".into()),
+            optional(with_node, "NODE".into()),
+            optional(with_zone, "ZONE".into()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
+    ];
+    for r in rows {
+        let unknown = || "-".to_string();
+        lines.push(
+            [
+                Some(r.pod),
+                Some(r.address),
+                Some(r.id),
+                Some(r.role.into()),
+                Some(r.master),
+                Some(r.slots),
+                optional(with_node, r.node.unwrap_or_else(unknown)),
+                optional(with_zone, r.zone.unwrap_or_else(unknown)),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
+        );
     }
-    let widths: Vec<usize> = (0..6)
+    let widths: Vec<usize> = (0..lines[0].len())
         .map(|c| lines.iter().map(|l| l[c].len()).max().unwrap_or(0))
         .collect();
     lines
@@ -119,8 +152,13 @@ pub fn summary_line(s: &Summary) -> String {
     line
 }
 
-/// Prints the table (when the nodes were observed) and the summary.
+/// Prints the table (when the nodes were observed) and the summary, and warns about every shard
+/// whose master shares a Kubernetes node or zone with one of its replicas (a warning only: the
+/// run still succeeds and moves nothing).
 pub fn print(format: LogFormat, nodes: &[Node], observations: &[Observation], summary: &Summary) {
+    for line in placement::shared(&placement::observed_shards(observations), nodes) {
+        warn!(reason = placement::SHARED_FAILURE_DOMAIN, "{line}");
+    }
     match format {
         LogFormat::Text => {
             println!("{}", table(nodes, observations));
@@ -128,10 +166,15 @@ pub fn print(format: LogFormat, nodes: &[Node], observations: &[Observation], su
         }
         LogFormat::Json => {
             for r in rows(nodes, observations) {
-                let row = json!({
+                let mut row = json!({
                     "pod": r.pod, "address": r.address, "id": r.id,
                     "role": r.role, "master": r.master, "slots": r.slots,
                 });
+                for (key, value) in [("node", r.node), ("zone", r.zone)] {
+                    if let Some(value) = value {
+                        row[key] = json!(value);
+                    }
+                }
                 println!("{row}");
             }
             let phases: serde_json::Map<String, serde_json::Value> = summary

@@ -147,7 +147,12 @@ fn bootstraps_once_the_statefulset_becomes_ready() {
     );
     // A watch, not a poll: one list, then a watch that delivered every change.
     let requests = world.api.requests();
-    let count = |verb: &str| requests.iter().filter(|r| r.verb == verb).count();
+    let count = |verb: &str| {
+        requests
+            .iter()
+            .filter(|r| r.verb == verb && r.resource == "statefulsets")
+            .count()
+    };
     assert_eq!((count("list"), count("watch")), (1, 1), "{requests:#?}");
     assert!(
         requests.iter().all(|r| r.authorized && r.code == 200),

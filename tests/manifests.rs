@@ -18,13 +18,13 @@ use k8s_openapi::api::core::v1::{
     ConfigMap, Container, EnvVar, Namespace, PodSpec, Service, ServiceAccount,
 };
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use redis_cluster_bootstrap::ExitCode;
 use redis_cluster_bootstrap::config::{Settings, VARIABLES};
-use redis_cluster_bootstrap::kubernetes::PERMISSIONS;
+use redis_cluster_bootstrap::kubernetes::{OPTIONAL_PERMISSIONS, PERMISSIONS};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -369,6 +369,12 @@ fn every_rendering_parses_into_k8s_openapi_types_without_losing_a_field() {
                 ("rbac.authorization.k8s.io/v1", "RoleBinding") => {
                     round_trip::<RoleBinding>(doc, dir)
                 }
+                ("rbac.authorization.k8s.io/v1", "ClusterRole") => {
+                    round_trip::<ClusterRole>(doc, dir)
+                }
+                ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding") => {
+                    round_trip::<ClusterRoleBinding>(doc, dir)
+                }
                 ("policy/v1", "PodDisruptionBudget") => round_trip::<PodDisruptionBudget>(doc, dir),
                 // A Traefik CRD: no k8s-openapi type; checked field by field below.
                 ("traefik.io/v1alpha1", "IngressRouteTCP") => {}
@@ -408,15 +414,16 @@ fn the_base_holds_every_object_of_the_guide_plus_the_job() {
     assert_eq!(objects, expected);
 }
 
-/// Every namespaced object lands in the guide's namespace `infra`; the StorageClass and the
-/// Namespace are cluster-scoped and carry none (the guide wrongly gives its StorageClass one).
+/// Every namespaced object lands in the guide's namespace `infra`; the StorageClass, the
+/// Namespace and the placement component's ClusterRole and binding are cluster-scoped and carry
+/// none (the guide wrongly gives its StorageClass one).
 #[test]
 fn every_namespaced_object_is_in_infra_and_cluster_scoped_ones_have_no_namespace() {
     for dir in ALL {
         for doc in &render(dir).docs {
             let namespace = doc["metadata"]["namespace"].as_str();
             match kind_of(doc) {
-                "Namespace" | "StorageClass" => assert_eq!(
+                "Namespace" | "StorageClass" | "ClusterRole" | "ClusterRoleBinding" => assert_eq!(
                     namespace,
                     None,
                     "{dir}: {} {} is cluster-scoped",
@@ -884,38 +891,129 @@ fn assert_restricted(pod: &PodSpec, what: &str) {
 // The bootstrap Job and its permissions
 // ---------------------------------------------------------------------------------------------
 
-/// The Role grants exactly the calls the binary makes (`kubernetes::PERMISSIONS`): namespaced, read
-/// only, nothing on Secrets, and no ClusterRole anywhere.
-#[test]
-fn the_role_grants_exactly_what_the_binary_calls() {
-    let expected: BTreeSet<(String, String, String)> = PERMISSIONS
+/// `(group, resource, verb)` triples of a permission list in the form of `kubernetes::PERMISSIONS`.
+fn triples(permissions: &[(&str, &str, &[&str])]) -> BTreeSet<(String, String, String)> {
+    permissions
         .iter()
         .flat_map(|(group, resource, verbs)| {
             verbs
                 .iter()
                 .map(move |verb| (group.to_string(), resource.to_string(), verb.to_string()))
         })
-        .collect();
-    for dir in ALL {
-        let rendered = render(dir);
-        let role: Role = rendered.one();
-        let mut granted = BTreeSet::new();
-        for rule in role.rules.iter().flatten() {
-            assert!(rule.resource_names.is_none() && rule.non_resource_urls.is_none());
-            for group in strings(&rule.api_groups) {
-                for resource in strings(&rule.resources) {
-                    for verb in &rule.verbs {
-                        granted.insert((group.to_string(), resource.to_string(), verb.clone()));
-                    }
+        .collect()
+}
+
+/// `(group, resource, verb)` triples a Role's or ClusterRole's rules grant.
+fn granted_by(
+    rules: &Option<Vec<k8s_openapi::api::rbac::v1::PolicyRule>>,
+) -> BTreeSet<(String, String, String)> {
+    let mut granted = BTreeSet::new();
+    for rule in rules.iter().flatten() {
+        assert!(rule.resource_names.is_none() && rule.non_resource_urls.is_none());
+        for group in strings(&rule.api_groups) {
+            for resource in strings(&rule.resources) {
+                for verb in &rule.verbs {
+                    granted.insert((group.to_string(), resource.to_string(), verb.clone()));
                 }
             }
         }
+    }
+    granted
+}
+
+/// The Role grants exactly the calls the binary makes (`kubernetes::PERMISSIONS`): namespaced, read
+/// only, nothing on Secrets. A ClusterRole only where the placement component is included.
+#[test]
+fn the_role_grants_exactly_what_the_binary_calls() {
+    let expected = triples(PERMISSIONS);
+    for dir in ALL {
+        let rendered = render(dir);
+        let role: Role = rendered.one();
+        let granted = granted_by(&role.rules);
         assert_eq!(granted, expected, "{dir}: the Role and PERMISSIONS differ");
         assert!(granted.iter().all(|(_, resource, _)| resource != "secrets"));
-        for kind in ["ClusterRole", "ClusterRoleBinding"] {
-            assert!(rendered.all_values(kind).is_empty(), "{dir}: a {kind}");
+        if dir != PRODUCTION {
+            for kind in ["ClusterRole", "ClusterRoleBinding"] {
+                assert!(rendered.all_values(kind).is_empty(), "{dir}: a {kind}");
+            }
         }
     }
+}
+
+/// `components/placement` is a Kustomize Component whose ClusterRole grants exactly the optional
+/// calls (`kubernetes::OPTIONAL_PERMISSIONS`: get nodes, for their zone), bound to the Job's
+/// ServiceAccount in the Job's namespace; production includes it, the base does not.
+#[test]
+fn the_placement_component_grants_exactly_the_optional_calls_to_the_job() {
+    let text = std::fs::read_to_string(repo().join("components/placement/kustomization.yaml"))
+        .expect("components/placement/kustomization.yaml");
+    let kustomization: Value = serde_yaml_ng::from_str(&text).unwrap();
+    assert_eq!(kustomization["kind"], "Component");
+    assert_eq!(
+        kustomization["apiVersion"],
+        "kustomize.config.k8s.io/v1alpha1"
+    );
+
+    let production = render(PRODUCTION);
+    let role: ClusterRole = production.one();
+    assert_eq!(
+        granted_by(&role.rules),
+        triples(OPTIONAL_PERMISSIONS),
+        "the ClusterRole and OPTIONAL_PERMISSIONS differ"
+    );
+    let binding: ClusterRoleBinding = production.one();
+    assert_eq!(binding.role_ref.kind, "ClusterRole");
+    assert_eq!(Some(&binding.role_ref.name), role.metadata.name.as_ref());
+    let account: ServiceAccount = production.one();
+    let job = production.job();
+    let subjects = binding.subjects.unwrap();
+    assert_eq!(subjects.len(), 1);
+    assert_eq!(subjects[0].kind, "ServiceAccount");
+    assert_eq!(Some(&subjects[0].name), account.metadata.name.as_ref());
+    assert_eq!(subjects[0].namespace, job.metadata.namespace);
+    assert_eq!(
+        pod_spec_of_job(&job).service_account_name,
+        account.metadata.name
+    );
+    // The base and the permissions it must grant stay namespaced.
+    for kind in ["ClusterRole", "ClusterRoleBinding"] {
+        assert!(
+            render(BASE).all_values(kind).is_empty(),
+            "the base has a {kind}"
+        );
+    }
+}
+
+/// production spreads the Redis pods over Kubernetes nodes (required, ignoring tainted nodes) and
+/// zones (preferred), selecting exactly the StatefulSet's pods, so the pairing has room.
+#[test]
+fn production_spreads_the_redis_pods_over_nodes_and_zones() {
+    let sts = render(PRODUCTION).statefulset();
+    let selector = sts.spec.as_ref().unwrap().selector.match_labels.clone();
+    let constraints = pod_spec_of_statefulset(&sts)
+        .topology_spread_constraints
+        .expect("topologySpreadConstraints");
+    let rules: Vec<(&str, &str)> = constraints
+        .iter()
+        .map(|c| (c.topology_key.as_str(), c.when_unsatisfiable.as_str()))
+        .collect();
+    assert_eq!(
+        rules,
+        [
+            ("kubernetes.io/hostname", "DoNotSchedule"),
+            ("topology.kubernetes.io/zone", "ScheduleAnyway"),
+        ]
+    );
+    for c in &constraints {
+        assert_eq!(c.max_skew, 1);
+        assert_eq!(c.label_selector.as_ref().unwrap().match_labels, selector);
+        assert_eq!(c.node_taints_policy.as_deref(), Some("Honor"));
+    }
+    assert!(
+        pod_spec_of_statefulset(&render(BASE).statefulset())
+            .topology_spread_constraints
+            .is_none()
+    );
 }
 
 /// The RoleBinding gives that Role to the Job's ServiceAccount, in the Job's namespace.

@@ -26,16 +26,19 @@ const SEEDS: usize = 3;
 /// (M²/2 MEETs) 1.3–1.6 s / 1.6–2.7 s; three seeds 1.1–1.5 s / 2.0–2.4 s, with at most 4 MEETs
 /// per node however large N grows; everyone meets everyone (a handshake storm) 2.8–6.0 s at 100.
 pub(super) fn introductions(layout: &Layout) -> Vec<Step> {
-    let seeds = SEEDS.min(layout.masters);
+    // The first masters of the pairing: pods 0, 1, 2 in the guide's layout, whichever pods the
+    // placement made masters otherwise. Each seed meets the seeds before it.
+    let seeds = &layout.pairing().masters[..SEEDS.min(layout.masters)];
     let mut steps = Vec::new();
-    for node in 1..layout.nodes {
+    for node in 0..layout.nodes {
         let own = match layout.role(node) {
             Role::Replica(master) => Some(master),
             Role::Master(_) => None,
         };
+        let before = seeds.iter().position(|&s| s == node).unwrap_or(seeds.len());
         let peers = own
             .into_iter()
-            .chain((0..seeds.min(node)).filter(|&s| Some(s) != own));
+            .chain(seeds[..before].iter().copied().filter(|&s| Some(s) != own));
         steps.extend(peers.map(|peer| Step::Meet { node, peer }));
     }
     steps

@@ -19,6 +19,7 @@
 mod components;
 mod fresh;
 mod partial;
+pub mod placement;
 mod reconnect;
 mod refuse;
 mod shape;

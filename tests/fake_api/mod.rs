@@ -8,7 +8,9 @@
 //!   with the list's `resourceVersion`;
 //! - the same with `watch=true&resourceVersion=N`: a chunked stream of one JSON event per line
 //!   (`ADDED`/`MODIFIED` after N, a `BOOKMARK` when asked for), open until `timeoutSeconds`;
-//! - `GET /api/v1/namespaces/{ns}/pods?labelSelector=...`: list.
+//! - `GET /api/v1/namespaces/{ns}/pods?labelSelector=...`: list;
+//! - `GET /api/v1/nodes/{name}`: get a Kubernetes node, with its zone label ([`nodes`]: where each
+//!   pod runs is set with [`FakeApi::place`]).
 //!
 //! A test moves the StatefulSet through [`Stage`]s on a script (each change is a new
 //! resourceVersion and a watch event), and can switch on faults: a 403 on one verb, errors such as
@@ -19,6 +21,7 @@
 
 #![allow(dead_code)]
 
+mod nodes;
 mod objects;
 
 use std::collections::{HashMap, VecDeque};
@@ -44,6 +47,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ListMeta, WatchEvent};
 use serde::Serialize;
 use tokio::runtime::Runtime;
 
+#[allow(unused_imports)] // each test binary uses what it needs
 pub use objects::{PodState, Stage};
 
 /// The token in the kubeconfig; the server records whether requests carry it.
@@ -54,7 +58,7 @@ pub const TOKEN: &str = "fake-service-account-token";
 pub struct Request {
     /// `get`, `list` or `watch` (`unknown` for paths the fake does not serve).
     pub verb: &'static str,
-    /// `statefulsets` or `pods`.
+    /// `statefulsets`, `pods` or `nodes`.
     pub resource: &'static str,
     /// The HTTP status of the answer.
     pub code: u16,
@@ -97,6 +101,8 @@ struct State {
     /// The statuses of the next requests, an error each (503, 429...), before normal service.
     failing: VecDeque<u16>,
     requests: Vec<Request>,
+    /// The Kubernetes nodes and which one each pod runs on.
+    nodes: nodes::Nodes,
 }
 
 impl FakeApi {
@@ -228,6 +234,7 @@ enum Route {
     List(String),
     Watch(String),
     ListPods(String),
+    GetNode(String),
     Unknown,
 }
 
@@ -244,6 +251,7 @@ impl Route {
                 Route::Get(ns.to_string(), name.to_string())
             }
             ["api", "v1", "namespaces", ns, "pods"] if !watch => Route::ListPods(ns.to_string()),
+            ["api", "v1", "nodes", name] if !watch => Route::GetNode(name.to_string()),
             _ => Route::Unknown,
         }
     }
@@ -254,6 +262,7 @@ impl Route {
             Route::List(_) => ("list", "statefulsets"),
             Route::Watch(_) => ("watch", "statefulsets"),
             Route::ListPods(_) => ("list", "pods"),
+            Route::GetNode(_) => ("get", "nodes"),
             Route::Unknown => ("unknown", ""),
         }
     }
@@ -284,6 +293,7 @@ impl Shared {
                 objects::pod(&self.namespace, &self.name, i, &ip, *pod, rv)
             })
             .collect();
+        Shared::keep_placement(&mut state);
         drop(state);
         self.changes.send_replace(rv);
     }
@@ -308,6 +318,7 @@ impl Shared {
             Route::List(ns) => self.list(&ns, &query),
             Route::Watch(ns) => self.watch(&ns, &query),
             Route::ListPods(ns) => self.list_pods(&ns, &query),
+            Route::GetNode(name) => self.get_node(&name),
             Route::Unknown => error(
                 404,
                 "NotFound",
@@ -359,14 +370,19 @@ impl Shared {
             return None;
         }
         // The API server's wording, naming the ServiceAccount, verb, resource and namespace.
-        let (group, qualified) = if resource == "pods" {
-            ("", "pods")
-        } else {
-            ("apps", "statefulsets.apps")
+        let (group, qualified) = match resource {
+            "pods" | "nodes" => ("", resource),
+            _ => ("apps", "statefulsets.apps"),
         };
         let name = match route {
-            Route::Get(_, name) => name.as_str(),
+            Route::Get(_, name) | Route::GetNode(name) => name.as_str(),
             _ => "",
+        };
+        // Nodes are cluster-scoped: the message says so instead of naming a namespace.
+        let scope = if resource == "nodes" {
+            "at the cluster scope".to_string()
+        } else {
+            format!("in the namespace \"{}\"", self.namespace)
         };
         let subject = if name.is_empty() {
             qualified.to_string()
@@ -375,7 +391,7 @@ impl Shared {
         };
         let message = format!(
             "{subject} is forbidden: User \"system:serviceaccount:{ns}:redis-cluster-bootstrap\" cannot {verb} \
-             resource \"{resource}\" in API group \"{group}\" in the namespace \"{ns}\"",
+             resource \"{resource}\" in API group \"{group}\" {scope}",
             ns = self.namespace
         );
         Some(error(
