@@ -32,10 +32,41 @@ pub async fn run(settings: Settings) -> Result<Summary> {
                 .collect();
             resolve::resolve_all(&targets, &settings).await?
         }
-        None => kubernetes::discover(&settings).await?,
+        None => return in_kubernetes(&settings, timer).await,
     };
     timer.done("discover");
     bootstrap(&nodes, &settings, timer).await
+}
+
+/// Kubernetes mode: discovers the pods, bootstraps them holding the Lease (not in a dry run, which
+/// changes nothing), and records the run's Event.
+async fn in_kubernetes(settings: &Settings, mut timer: Timer) -> Result<Summary> {
+    let discovered = kubernetes::discover(settings).await;
+    let day2 = kubernetes::client(settings)
+        .await
+        .ok()
+        .filter(|_| !settings.dry_run);
+    let result = match discovered {
+        Err(e) => Err(e),
+        Ok(nodes) => {
+            timer.done("discover");
+            match &day2 {
+                Some((client, target)) => {
+                    let wait = settings.ready_timeout;
+                    kubernetes::lease::hold(client.clone(), target, wait, || {
+                        timer.done("lease");
+                        bootstrap(&nodes, settings, timer)
+                    })
+                    .await
+                }
+                None => bootstrap(&nodes, settings, timer).await,
+            }
+        }
+    };
+    if let Some((client, target)) = day2 {
+        kubernetes::events::record(client, &target, &result).await;
+    }
+    result
 }
 
 /// Bootstraps these nodes (in pod order): the part shared by static and Kubernetes mode.

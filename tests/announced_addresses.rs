@@ -53,7 +53,9 @@ fn a_master_restarted_on_a_new_address_is_right_everywhere_without_the_tool() {
     let block = 150;
     let mut nodes: Vec<RedisNode> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..6)
-            .map(|i| s.spawn(move || RedisNode::start(&ip(block, i), &announcing(&ip(block, i), i))))
+            .map(|i| {
+                s.spawn(move || RedisNode::start(&ip(block, i), &announcing(&ip(block, i), i)))
+            })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
@@ -89,6 +91,10 @@ fn a_master_restarted_on_a_new_address_is_right_everywhere_without_the_tool() {
             .map(|n| n.addr.to_string())
             .collect();
         if stale.is_empty() {
+            eprintln!(
+                "every node reports the new address after {:?}",
+                restarted.elapsed()
+            );
             break;
         }
         assert!(

@@ -8,7 +8,12 @@
 //!   with the list's `resourceVersion`;
 //! - the same with `watch=true&resourceVersion=N`: a chunked stream of one JSON event per line
 //!   (`ADDED`/`MODIFIED` after N, a `BOOKMARK` when asked for), open until `timeoutSeconds`;
-//! - `GET /api/v1/namespaces/{ns}/pods?labelSelector=...`: list.
+//! - `GET /api/v1/namespaces/{ns}/pods?labelSelector=...`: list;
+//! - `coordination.k8s.io/v1` leases: get, create (409 AlreadyExists) and update (replace), which
+//!   like the real API answers 409 Conflict when the body's `metadata.resourceVersion` is not the
+//!   stored one, and gives every write a new resourceVersion ([`coordination`]);
+//! - `events.k8s.io/v1` events: create, validated like the real API (required fields, a note of at
+//!   most 1 kB), and stored for the tests to read.
 //!
 //! A test moves the StatefulSet through [`Stage`]s on a script (each change is a new
 //! resourceVersion and a watch event), and can switch on faults: a 403 on one verb, errors such as
@@ -19,6 +24,7 @@
 
 #![allow(dead_code)]
 
+mod coordination;
 mod objects;
 
 use std::collections::{HashMap, VecDeque};
@@ -52,9 +58,9 @@ pub const TOKEN: &str = "fake-service-account-token";
 /// One request the server answered.
 #[derive(Debug, Clone)]
 pub struct Request {
-    /// `get`, `list` or `watch` (`unknown` for paths the fake does not serve).
+    /// `get`, `list`, `watch`, `create` or `update` (`unknown` for paths the fake does not serve).
     pub verb: &'static str,
-    /// `statefulsets` or `pods`.
+    /// `statefulsets`, `pods`, `leases` or `events`.
     pub resource: &'static str,
     /// The HTTP status of the answer.
     pub code: u16,
@@ -95,6 +101,12 @@ struct State {
     /// The statuses of the next requests, an error each (503, 429...), before normal service.
     failing: VecDeque<u16>,
     requests: Vec<Request>,
+    /// Leases by name, as stored.
+    leases: std::collections::BTreeMap<String, k8s_openapi::api::coordination::v1::Lease>,
+    /// Every Lease as written, in order: (holder, resourceVersion).
+    lease_writes: Vec<(Option<String>, String)>,
+    /// Events, in the order they were created.
+    recorded: Vec<k8s_openapi::api::events::v1::Event>,
 }
 
 impl FakeApi {
@@ -197,6 +209,22 @@ impl FakeApi {
     pub fn requests(&self) -> Vec<Request> {
         self.shared.state.lock().unwrap().requests.clone()
     }
+
+    /// The Lease `name` as stored now.
+    pub fn lease(&self, name: &str) -> Option<k8s_openapi::api::coordination::v1::Lease> {
+        self.shared.state.lock().unwrap().leases.get(name).cloned()
+    }
+
+    /// The holder of every successful write of a Lease, in order (`None`: released).
+    pub fn lease_holders(&self) -> Vec<Option<String>> {
+        let state = self.shared.state.lock().unwrap();
+        state.lease_writes.iter().map(|(h, _)| h.clone()).collect()
+    }
+
+    /// The Events created so far, in order.
+    pub fn events(&self) -> Vec<k8s_openapi::api::events::v1::Event> {
+        self.shared.state.lock().unwrap().recorded.clone()
+    }
 }
 
 type Body = BoxBody<Bytes, Infallible>;
@@ -211,7 +239,7 @@ async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
         tokio::spawn(async move {
             let service = service_fn(move |request| {
                 let shared = shared.clone();
-                async move { Ok::<_, Infallible>(shared.answer(request)) }
+                async move { Ok::<_, Infallible>(shared.answer(request).await) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -226,13 +254,66 @@ enum Route {
     List(String),
     Watch(String),
     ListPods(String),
+    GetLease(String, String),
+    CreateLease(String),
+    ReplaceLease(String, String),
+    CreateEvent(String),
     Unknown,
 }
 
 impl Route {
-    fn parse(path: &str, query: &HashMap<String, String>) -> Route {
+    fn parse(method: &hyper::Method, path: &str, query: &HashMap<String, String>) -> Route {
         let watch = query.get("watch").is_some_and(|w| w == "true" || w == "1");
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let method = method.as_str();
+        match (method, segments.as_slice()) {
+            (
+                "GET",
+                [
+                    "apis",
+                    "coordination.k8s.io",
+                    "v1",
+                    "namespaces",
+                    ns,
+                    "leases",
+                    name,
+                ],
+            ) => {
+                return Route::GetLease(ns.to_string(), name.to_string());
+            }
+            (
+                "POST",
+                [
+                    "apis",
+                    "coordination.k8s.io",
+                    "v1",
+                    "namespaces",
+                    ns,
+                    "leases",
+                ],
+            ) => {
+                return Route::CreateLease(ns.to_string());
+            }
+            (
+                "PUT",
+                [
+                    "apis",
+                    "coordination.k8s.io",
+                    "v1",
+                    "namespaces",
+                    ns,
+                    "leases",
+                    name,
+                ],
+            ) => {
+                return Route::ReplaceLease(ns.to_string(), name.to_string());
+            }
+            ("POST", ["apis", "events.k8s.io", "v1", "namespaces", ns, "events"]) => {
+                return Route::CreateEvent(ns.to_string());
+            }
+            ("GET", _) => {}
+            _ => return Route::Unknown,
+        }
         match segments.as_slice() {
             ["apis", "apps", "v1", "namespaces", ns, "statefulsets"] if watch => {
                 Route::Watch(ns.to_string())
@@ -252,6 +333,10 @@ impl Route {
             Route::List(_) => ("list", "statefulsets"),
             Route::Watch(_) => ("watch", "statefulsets"),
             Route::ListPods(_) => ("list", "pods"),
+            Route::GetLease(..) => ("get", "leases"),
+            Route::CreateLease(_) => ("create", "leases"),
+            Route::ReplaceLease(..) => ("update", "leases"),
+            Route::CreateEvent(_) => ("create", "events"),
             Route::Unknown => ("unknown", ""),
         }
     }
@@ -287,21 +372,29 @@ impl Shared {
     }
 
     /// Answers one request, recording it.
-    fn answer(self: &Arc<Self>, request: hyper::Request<Incoming>) -> Response<Body> {
+    async fn answer(self: &Arc<Self>, request: hyper::Request<Incoming>) -> Response<Body> {
         let uri = request.uri().to_string();
         let query = parse_query(request.uri().query().unwrap_or(""));
-        let route = Route::parse(request.uri().path(), &query);
+        let route = Route::parse(request.method(), request.uri().path(), &query);
         let (verb, resource) = route.verb_and_resource();
         let authorized = request
             .headers()
             .get(AUTHORIZATION)
             .is_some_and(|v| v.as_bytes() == format!("Bearer {TOKEN}").as_bytes());
+        let body = match request.into_body().collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(_) => Bytes::new(),
+        };
 
         let response = self.fault(&route).unwrap_or_else(|| match route {
             Route::Get(ns, name) => self.get(&ns, &name),
             Route::List(ns) => self.list(&ns, &query),
             Route::Watch(ns) => self.watch(&ns, &query),
             Route::ListPods(ns) => self.list_pods(&ns, &query),
+            Route::GetLease(ns, name) => self.get_lease(&ns, &name),
+            Route::CreateLease(ns) => self.create_lease(&ns, &body),
+            Route::ReplaceLease(ns, name) => self.replace_lease(&ns, &name, &body),
+            Route::CreateEvent(ns) => self.create_event(&ns, &body),
             Route::Unknown => error(
                 404,
                 "NotFound",
@@ -352,13 +445,16 @@ impl Shared {
             return None;
         }
         // The API server's wording, naming the ServiceAccount, verb, resource and namespace.
-        let (group, qualified) = if resource == "pods" {
-            ("", "pods")
-        } else {
-            ("apps", "statefulsets.apps")
+        let (group, qualified) = match resource {
+            "pods" => ("", "pods"),
+            "leases" => ("coordination.k8s.io", "leases.coordination.k8s.io"),
+            "events" => ("events.k8s.io", "events.events.k8s.io"),
+            _ => ("apps", "statefulsets.apps"),
         };
         let name = match route {
-            Route::Get(_, name) => name.as_str(),
+            Route::Get(_, name) | Route::GetLease(_, name) | Route::ReplaceLease(_, name) => {
+                name.as_str()
+            }
             _ => "",
         };
         let subject = if name.is_empty() {
