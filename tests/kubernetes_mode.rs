@@ -611,3 +611,57 @@ fn a_dry_run_takes_no_lease_and_records_no_event() {
     assert!(world.api.lease_holders().is_empty());
     assert!(world.api.events().is_empty());
 }
+
+#[test]
+fn a_run_that_cannot_get_the_lease_in_time_changes_nothing_and_says_who_holds_it() {
+    let world = World::new(157, "infra", 6);
+    world.publish_all();
+    world.api.show(&Stage::ready(6, 6));
+    world.api.hold_lease(
+        "redis-app-bootstrap",
+        "redis-cluster-bootstrap-7d9f_0a1b2c3d",
+    );
+
+    let run = world.bootstrap("infra", &[("BOOTSTRAP_READY_TIMEOUT", "2s")]);
+
+    assert_eq!(run.code, 1, "{run:?}");
+    let error = run.stderr.lines().last().unwrap_or_default();
+    assert!(
+        error.contains("waiting for the lease did not finish within 2s")
+            && error.contains("held by redis-cluster-bootstrap-7d9f_0a1b2c3d"),
+        "{run:?}"
+    );
+    // It never observed, so it sent nothing to the nodes, and it left the Lease alone.
+    assert_eq!(calls(&world.nodes, "cluster|addslotsrange"), 0);
+    assert_eq!(calls(&world.nodes, "cluster|meet"), 0);
+    assert!(world.api.lease_holders().is_empty());
+    let events = world.api.events();
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_eq!(events[0].reason.as_deref(), Some("TimedOut"));
+    assert_eq!(events[0].action.as_deref(), Some("AcquireLease"));
+}
+
+#[test]
+fn a_lease_left_by_a_crashed_run_is_taken_over_once_it_expires() {
+    let world = World::new(158, "infra", 6);
+    world.publish_all();
+    world.api.show(&Stage::ready(6, 6));
+    // A run that crashed holding the Lease: it will never renew or release it.
+    world.api.hold_lease("redis-app-bootstrap", "crashed-run");
+
+    let started = Instant::now();
+    let run = world.bootstrap("infra", &[]);
+
+    world.assert_formed(&run);
+    // Not before leaseDurationSeconds (15 s) by the run's own clock, and not much after.
+    assert!(started.elapsed() >= Duration::from_secs(15), "{run:?}");
+    assert!(started.elapsed() < Duration::from_secs(40), "{run:?}");
+    assert!(
+        run.stderr.contains("previous_holder=\"crashed-run\""),
+        "{run:?}"
+    );
+    let lease = world.api.lease("redis-app-bootstrap").unwrap();
+    let spec = lease.spec.unwrap();
+    assert_eq!(spec.holder_identity, None);
+    assert_eq!(spec.lease_transitions, Some(1));
+}

@@ -18,6 +18,32 @@ use super::{Body, Shared, error, json};
 const LEASES: (&str, &str) = ("coordination.k8s.io", "leases");
 
 impl Shared {
+    /// Stores a Lease held by `holder` (15 s, renewed now) without a request.
+    pub(super) fn seed_lease(&self, name: &str, holder: &str) {
+        let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(Timestamp::now());
+        let mut state = self.state.lock().unwrap();
+        state.resource_version += 1;
+        let lease = Lease {
+            metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some(self.namespace.clone()),
+                uid: Some(format!("0000-lease-{name}")),
+                resource_version: Some(state.resource_version.to_string()),
+                creation_timestamp: Some(Time(Timestamp::now())),
+                ..Default::default()
+            },
+            spec: Some(k8s_openapi::api::coordination::v1::LeaseSpec {
+                holder_identity: Some(holder.into()),
+                lease_duration_seconds: Some(15),
+                acquire_time: Some(now.clone()),
+                renew_time: Some(now),
+                lease_transitions: Some(0),
+                ..Default::default()
+            }),
+        };
+        state.leases.insert(name.into(), lease);
+    }
+
     pub(super) fn get_lease(&self, namespace: &str, name: &str) -> hyper::Response<Body> {
         let state = self.state.lock().unwrap();
         match state

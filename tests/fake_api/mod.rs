@@ -210,6 +210,11 @@ impl FakeApi {
         self.shared.state.lock().unwrap().requests.clone()
     }
 
+    /// Stores the Lease `name` held by `holder`, renewed now, as another run would have written it.
+    pub fn hold_lease(&self, name: &str, holder: &str) {
+        self.shared.seed_lease(name, holder);
+    }
+
     /// The Lease `name` as stored now.
     pub fn lease(&self, name: &str) -> Option<k8s_openapi::api::coordination::v1::Lease> {
         self.shared.state.lock().unwrap().leases.get(name).cloned()
