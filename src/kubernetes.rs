@@ -13,9 +13,14 @@
 //!
 //! API errors are sorted in [`api_error`]: a 403 is a configuration problem (exit 2) that names the
 //! missing permission; everything else is retried with backoff until `BOOTSTRAP_READY_TIMEOUT`.
+//!
+//! Day 2: while a run changes the cluster it holds a Lease ([`lease`]), so two runs never act at
+//! once, and a run that changes something or fails records an Event ([`events`]).
 
 pub mod api_error;
 pub mod diagnosis;
+pub mod events;
+pub mod lease;
 pub mod namespace;
 pub mod placement;
 pub mod rollout;
@@ -38,10 +43,19 @@ use crate::{Error, Result};
 /// - `get` statefulsets: the first read, which fails fast when the Role is wrong;
 /// - `list`, `watch` statefulsets: waiting for readiness (kube's watcher lists, then watches);
 /// - `list` pods: where each pod runs (`spec.nodeName`), and why pods are not ready when the wait
-///   times out.
+///   times out;
+/// - `get`, `create`, `update` leases: holding `<statefulset>-bootstrap` while the run acts
+///   ([`lease`]; get and update only on that name, [`lease::NAMED_VERBS`]);
+/// - `create` events: one Event per run that changes something or fails ([`events`]).
 pub const PERMISSIONS: &[(&str, &str, &[&str])] = &[
     ("apps", "statefulsets", &["get", "list", "watch"]),
     ("", "pods", &["list"]),
+    (
+        "coordination.k8s.io",
+        "leases",
+        &["get", "create", "update"],
+    ),
+    ("events.k8s.io", "events", &["create"]),
 ];
 
 /// Permissions the binary uses when granted and does without otherwise, in the same form. The
@@ -146,9 +160,34 @@ fn pod_hosts(settings: &Settings, namespace: &str, replicas: i32) -> Vec<(String
 
 /// The User-Agent of every request to the API server: `redis-cluster-bootstrap/<version>`.
 pub const USER_AGENT: &str = concat!(env!("CARGO_PKG_NAME"), "/", env!("CARGO_PKG_VERSION"));
+/// The API client and the StatefulSet of this run, built like [`discover`]'s but without its log
+/// line: for the Lease and the Event around the bootstrap.
+pub async fn client(settings: &Settings) -> Result<(Client, Target)> {
+    let (config, namespace) = config(settings).await?;
+    let client = Client::try_from(config)
+        .map_err(|e| Error::Kubernetes(format!("cannot build the API client: {e}")))?;
+    let target = Target {
+        namespace,
+        name: settings.statefulset.clone(),
+    };
+    Ok((client, target))
+}
 
 /// Builds the client from the environment and picks the namespace.
 async fn connect(settings: &Settings) -> Result<(Client, String)> {
+    let (config, namespace) = config(settings).await?;
+    info!(
+        server = %config.cluster_url,
+        namespace = %namespace,
+        "connecting to the Kubernetes API"
+    );
+    let client = Client::try_from(config)
+        .map_err(|e| Error::Kubernetes(format!("cannot build the API client: {e}")))?;
+    Ok((client, namespace))
+}
+
+/// The client's configuration from the environment, and the namespace.
+async fn config(settings: &Settings) -> Result<(kube::Config, String)> {
     // Tries KUBECONFIG (or ~/.kube/config), then the in-cluster ServiceAccount.
     let mut config = kube::Config::infer().await.map_err(|e| {
         Error::Config(format!(
@@ -169,14 +208,7 @@ async fn connect(settings: &Settings) -> Result<(Client, String)> {
         namespace::from_service_account(namespace::SERVICE_ACCOUNT_NAMESPACE).as_deref(),
         &config.default_namespace,
     );
-    info!(
-        server = %config.cluster_url,
-        namespace = %namespace,
-        "connecting to the Kubernetes API"
-    );
-    let client = Client::try_from(config)
-        .map_err(|e| Error::Kubernetes(format!("cannot build the API client: {e}")))?;
-    Ok((client, namespace))
+    Ok((config, namespace))
 }
 
 /// Reads the StatefulSet once: a wrong Role fails here, at once, and the log says what it wants.

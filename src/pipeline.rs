@@ -19,27 +19,23 @@ use crate::{Error, Result, converge, form, kubernetes, observe, resolve};
 /// it at the next safe point.
 pub async fn run(settings: Settings, shutdown: Shutdown) -> Result<Summary> {
     let mut timer = Timer::default();
-    let discover = async {
-        match &settings.nodes {
-            Some(list) => {
-                // Position i plays pod i; an IP has no better name than that, a host name is kept as given.
-                let targets: Vec<(String, String, u16)> = list
-                    .iter()
-                    .enumerate()
-                    .map(|(i, hp)| {
-                        let name = match hp.ip() {
-                            Some(_) => format!("node-{i}"),
-                            None => hp.to_string(),
-                        };
-                        (name, hp.host.clone(), hp.port)
-                    })
-                    .collect();
-                resolve::resolve_all(&targets, &settings).await
-            }
-            None => kubernetes::discover(&settings).await,
-        }
+    let Some(list) = &settings.nodes else {
+        return in_kubernetes(&settings, &shutdown, timer).await;
     };
-    let nodes = unless_stopped(&shutdown, "discover", NOTHING_CHANGED, discover).await?;
+    // Position i plays pod i; an IP has no better name than that, a host name is kept as given.
+    let targets: Vec<(String, String, u16)> = list
+        .iter()
+        .enumerate()
+        .map(|(i, hp)| {
+            let name = match hp.ip() {
+                Some(_) => format!("node-{i}"),
+                None => hp.to_string(),
+            };
+            (name, hp.host.clone(), hp.port)
+        })
+        .collect();
+    let resolve = resolve::resolve_all(&targets, &settings);
+    let nodes = unless_stopped(&shutdown, "discover", NOTHING_CHANGED, resolve).await?;
     timer.done("discover");
     bootstrap(&nodes, &settings, &shutdown, timer).await
 }
@@ -58,6 +54,42 @@ async fn unless_stopped<T>(
         result = work => result,
         signal = shutdown.wait() => Err(Error::Interrupted { signal, phase, detail: done.to_string() }),
     }
+}
+
+/// Kubernetes mode: discovers the pods, bootstraps them holding the Lease (not in a dry run, which
+/// changes nothing), and records the run's Event.
+async fn in_kubernetes(
+    settings: &Settings,
+    shutdown: &Shutdown,
+    mut timer: Timer,
+) -> Result<Summary> {
+    let discover = kubernetes::discover(settings);
+    let discovered = unless_stopped(shutdown, "discover", NOTHING_CHANGED, discover).await;
+    let day2 = kubernetes::client(settings)
+        .await
+        .ok()
+        .filter(|_| !settings.dry_run);
+    let result = match discovered {
+        Err(e) => Err(e),
+        Ok(nodes) => {
+            timer.done("discover");
+            match &day2 {
+                Some((client, target)) => {
+                    let wait = settings.ready_timeout;
+                    kubernetes::lease::hold(client.clone(), target, wait, || {
+                        timer.done("lease");
+                        bootstrap(&nodes, settings, shutdown, timer)
+                    })
+                    .await
+                }
+                None => bootstrap(&nodes, settings, shutdown, timer).await,
+            }
+        }
+    };
+    if let Some((client, target)) = day2 {
+        kubernetes::events::record(client, &target, &result).await;
+    }
+    result
 }
 
 /// Bootstraps these nodes (in pod order): the part shared by static and Kubernetes mode.

@@ -2,7 +2,7 @@
 //! real kubeconfig (`fake_api`), a DNS server answering the pods' names (`dns`), and real
 //! redis-server nodes on loopback IPs playing the pods.
 //!
-//! Loopback blocks 50–69 (see `common/BLOCKS.md`); in each, `.1` is the API server (port 6443)
+//! Loopback blocks 50–69 and 152–169 (see `common/BLOCKS.md`); in each, `.1` is the API server (port 6443)
 //! and the DNS server (port 5353), `.11`, `.12`, ... are the pods. `SHOW_RUNS=1` prints every
 //! run's output.
 
@@ -92,7 +92,7 @@ impl World {
                 .unwrap_or_else(|| panic!("no report row for {}\n{run:?}", node.addr));
             assert!(row.contains(&format!("redis-app-{i}")), "{row}\n{run:?}");
         }
-        assert!(self.block >= 50 && self.block < 70);
+        assert!((50..70).contains(&self.block) || (152..170).contains(&self.block));
     }
 }
 
@@ -154,8 +154,13 @@ fn bootstraps_once_the_statefulset_becomes_ready() {
             .count()
     };
     assert_eq!((count("list"), count("watch")), (1, 1), "{requests:#?}");
+    // Every call succeeded; the Lease did not exist yet (404), so it was created (201), as was
+    // the Event.
     assert!(
-        requests.iter().all(|r| r.authorized && r.code == 200),
+        requests.iter().all(|r| r.authorized
+            && (r.code == 200
+                || (r.verb == "create" && r.code == 201)
+                || (r.resource, r.verb, r.code) == ("leases", "get", 404))),
         "{requests:#?}"
     );
 }
@@ -426,4 +431,242 @@ fn without_nodes_or_any_kubernetes_configuration_exits_2() {
             .contains("set KUBECONFIG, or set BOOTSTRAP_NODES"),
         "{run:?}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Day 2: the Lease and the Events
+// ---------------------------------------------------------------------------------------------
+
+/// Calls of `command` (e.g. `cluster|addslotsrange`) summed over every node's `INFO commandstats`.
+fn calls(nodes: &[RedisNode], command: &str) -> u64 {
+    let prefix = format!("cmdstat_{command}:calls=");
+    nodes
+        .iter()
+        .map(|n| {
+            n.cli(&["info", "commandstats"])
+                .lines()
+                .find_map(|l| l.strip_prefix(&prefix))
+                .and_then(|rest| rest.split(',').next())
+                .map_or(0, |n| n.parse::<u64>().unwrap())
+        })
+        .sum()
+}
+
+#[test]
+fn two_runs_started_together_take_turns_and_only_one_forms_the_cluster() {
+    let world = World::new(152, "infra", 6);
+    world.publish_all();
+    world.api.show(&Stage::ready(6, 6));
+
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| world.bootstrap("infra", &[("HOSTNAME", "redis-cluster-bootstrap-a")]));
+        let b = s.spawn(|| world.bootstrap("infra", &[("HOSTNAME", "redis-cluster-heal-b")]));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    world.assert_formed(&a);
+    world.assert_formed(&b);
+
+    // One formed it, the other waited for the Lease, observed afresh and found it formed.
+    let (former, waiter, former_host) = match (
+        a.stdout.contains("decision=fresh"),
+        b.stdout.contains("decision=fresh"),
+    ) {
+        (true, false) => (&a, &b, "redis-cluster-bootstrap-a"),
+        (false, true) => (&b, &a, "redis-cluster-heal-b"),
+        _ => panic!("exactly one run must form the cluster\n{a:?}\n{b:?}"),
+    };
+    assert!(waiter.stdout.contains("decision=formed"), "{waiter:?}");
+    assert!(
+        waiter
+            .stderr
+            .contains("another run holds the lease; waiting for it"),
+        "{waiter:?}"
+    );
+    assert!(former.stderr.contains("released the lease"), "{former:?}");
+
+    // The nodes saw the cluster commands of one run only: 3 masters' slots, 6 epochs, 3 replicas.
+    assert_eq!(calls(&world.nodes, "cluster|addslotsrange"), 3);
+    assert_eq!(calls(&world.nodes, "cluster|set-config-epoch"), 6);
+    assert_eq!(calls(&world.nodes, "cluster|replicate"), 3);
+
+    // The Lease went to one run, was released, went to the other, was released: never shared.
+    let holders = world.api.lease_holders();
+    assert_eq!(holders.len(), 4, "{holders:?}");
+    assert!(holders[0].is_some() && holders[1].is_none(), "{holders:?}");
+    assert!(holders[2].is_some() && holders[3].is_none(), "{holders:?}");
+    assert_ne!(holders[0], holders[2]);
+    assert!(
+        holders[0].as_deref().unwrap().starts_with(former_host),
+        "{holders:?}"
+    );
+    let lease = world
+        .api
+        .lease("redis-app-bootstrap")
+        .expect("the Lease exists");
+    let spec = lease.spec.unwrap();
+    assert_eq!(spec.holder_identity, None);
+    assert_eq!(spec.lease_transitions, Some(1));
+    assert_eq!(spec.lease_duration_seconds, Some(15));
+    assert!(world.api.requests().iter().all(|r| r.authorized));
+
+    // One Event, from the run that formed the cluster; the no-op run recorded nothing.
+    let events = world.api.events();
+    assert_eq!(events.len(), 1, "{events:#?}");
+    let event = &events[0];
+    assert_eq!(event.type_.as_deref(), Some("Normal"));
+    assert_eq!(event.reason.as_deref(), Some("Formed"));
+    assert_eq!(event.action.as_deref(), Some("Form"));
+    assert_eq!(
+        event.reporting_controller.as_deref(),
+        Some("redis-cluster-bootstrap")
+    );
+    assert_eq!(event.reporting_instance.as_deref(), Some(former_host));
+    let note = event.note.as_deref().unwrap();
+    assert!(
+        note.starts_with("outcome=formed decision=fresh nodes=6 masters=3"),
+        "{note}"
+    );
+    let regarding = event.regarding.as_ref().unwrap();
+    assert_eq!(regarding.kind.as_deref(), Some("StatefulSet"));
+    assert_eq!(regarding.api_version.as_deref(), Some("apps/v1"));
+    assert_eq!(regarding.name.as_deref(), Some("redis-app"));
+    assert_eq!(regarding.namespace.as_deref(), Some("infra"));
+    // kubectl describe finds a StatefulSet's Events by its UID.
+    assert_eq!(regarding.uid.as_deref(), Some("0000-redis-app"));
+    assert_eq!(event.metadata.namespace.as_deref(), Some("infra"));
+}
+
+#[test]
+fn a_refused_run_releases_the_lease_and_records_a_warning() {
+    let mut world = World::new(153, "infra", 6);
+    world.nodes[2].restart_on(&common::ip(153, 2), &common::Options::standalone());
+    world.publish_all();
+    world.api.show(&Stage::ready(6, 6));
+
+    let run = world.bootstrap("infra", &[("HOSTNAME", "redis-cluster-bootstrap-x")]);
+
+    assert_eq!(run.code, 3, "{run:?}");
+    assert!(run.stderr.contains("released the lease"), "{run:?}");
+    let holders = world.api.lease_holders();
+    assert_eq!(holders.len(), 2, "{holders:?}");
+    assert_eq!(holders[1], None, "{holders:?}");
+    let events = world.api.events();
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_eq!(events[0].type_.as_deref(), Some("Warning"));
+    assert_eq!(events[0].reason.as_deref(), Some("Refused"));
+    let note = events[0].note.as_deref().unwrap();
+    assert!(
+        note.starts_with("refused:") && note.contains("redis-app-2"),
+        "{note}"
+    );
+    // Refused before any change.
+    assert_eq!(calls(&world.nodes, "cluster|addslotsrange"), 0);
+}
+
+#[test]
+fn a_readiness_timeout_records_a_warning_and_takes_no_lease() {
+    let world = World::new(154, "infra", 0);
+    world.api.show(&Stage::ready(6, 4));
+
+    let run = world.bootstrap(
+        "infra",
+        &[
+            ("BOOTSTRAP_READY_TIMEOUT", "1s"),
+            ("HOSTNAME", "redis-cluster-heal-1"),
+        ],
+    );
+
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(world.api.lease_holders().is_empty());
+    let events = world.api.events();
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_eq!(events[0].type_.as_deref(), Some("Warning"));
+    assert_eq!(events[0].reason.as_deref(), Some("TimedOut"));
+    assert_eq!(events[0].action.as_deref(), Some("WaitForReady"));
+    assert!(
+        events[0].note.as_deref().unwrap().contains("4/6 ready"),
+        "{events:#?}"
+    );
+}
+
+#[test]
+fn static_mode_uses_no_lease_and_records_no_event() {
+    let world = World::new(155, "infra", 6);
+    world.api.show(&Stage::ready(6, 6));
+    let list = common::node_list(&world.nodes);
+    // A kubeconfig is there, but BOOTSTRAP_NODES means static mode: the API is never called.
+    let run = world.bootstrap("infra", &[("BOOTSTRAP_NODES", list.as_str())]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("decision=fresh"), "{run:?}");
+    assert!(
+        world.api.requests().is_empty(),
+        "{:?}",
+        world.api.requests()
+    );
+}
+
+#[test]
+fn a_dry_run_takes_no_lease_and_records_no_event() {
+    let world = World::new(156, "infra", 6);
+    world.publish_all();
+    world.api.show(&Stage::ready(6, 6));
+    let run = world.bootstrap("infra", &[("BOOTSTRAP_DRY_RUN", "true")]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("would run"), "{run:?}");
+    assert!(world.api.lease_holders().is_empty());
+    assert!(world.api.events().is_empty());
+}
+
+#[test]
+fn a_run_that_cannot_get_the_lease_in_time_changes_nothing_and_says_who_holds_it() {
+    let world = World::new(157, "infra", 6);
+    world.publish_all();
+    world.api.show(&Stage::ready(6, 6));
+    world.api.hold_lease(
+        "redis-app-bootstrap",
+        "redis-cluster-bootstrap-7d9f_0a1b2c3d",
+    );
+
+    let run = world.bootstrap("infra", &[("BOOTSTRAP_READY_TIMEOUT", "2s")]);
+
+    assert_eq!(run.code, 1, "{run:?}");
+    let error = run.stderr.lines().last().unwrap_or_default();
+    assert!(
+        error.contains("waiting for the lease did not finish within 2s")
+            && error.contains("held by redis-cluster-bootstrap-7d9f_0a1b2c3d"),
+        "{run:?}"
+    );
+    // It never observed, so it sent nothing to the nodes, and it left the Lease alone.
+    assert_eq!(calls(&world.nodes, "cluster|addslotsrange"), 0);
+    assert_eq!(calls(&world.nodes, "cluster|meet"), 0);
+    assert!(world.api.lease_holders().is_empty());
+    let events = world.api.events();
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_eq!(events[0].reason.as_deref(), Some("TimedOut"));
+    assert_eq!(events[0].action.as_deref(), Some("AcquireLease"));
+}
+
+#[test]
+fn a_lease_left_by_a_crashed_run_is_taken_over_once_it_expires() {
+    let world = World::new(158, "infra", 6);
+    world.publish_all();
+    world.api.show(&Stage::ready(6, 6));
+    // A run that crashed holding the Lease: it will never renew or release it.
+    world.api.hold_lease("redis-app-bootstrap", "crashed-run");
+
+    let started = Instant::now();
+    let run = world.bootstrap("infra", &[]);
+
+    world.assert_formed(&run);
+    // Not before leaseDurationSeconds (15 s) by the run's own clock, and not much after.
+    assert!(started.elapsed() >= Duration::from_secs(15), "{run:?}");
+    assert!(started.elapsed() < Duration::from_secs(40), "{run:?}");
+    assert!(
+        run.stderr.contains("previous_holder=\"crashed-run\""),
+        "{run:?}"
+    );
+    let lease = world.api.lease("redis-app-bootstrap").unwrap();
+    let spec = lease.spec.unwrap();
+    assert_eq!(spec.holder_identity, None);
+    assert_eq!(spec.lease_transitions, Some(1));
 }

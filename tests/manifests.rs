@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
     ConfigMap, Container, EnvVar, Namespace, PodSpec, Service, ServiceAccount,
 };
@@ -24,7 +24,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use redis_cluster_bootstrap::ExitCode;
 use redis_cluster_bootstrap::config::{Settings, VARIABLES};
-use redis_cluster_bootstrap::kubernetes::{OPTIONAL_PERMISSIONS, PERMISSIONS};
+use redis_cluster_bootstrap::kubernetes::{OPTIONAL_PERMISSIONS, PERMISSIONS, lease};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -42,14 +42,16 @@ const VALKEY: &str = "overlays/valkey";
 /// Everything a user can deploy.
 const ALL: [&str; 5] = [BASE, ROOT, DEV, PRODUCTION, VALKEY];
 
-/// The guide's redis.conf, line by line.
-const GUIDE_REDIS_CONF: [&str; 6] = [
+/// The guide's redis.conf, line by line, and Redis's default endpoint type stated so clients keep
+/// getting IPs once every node announces its pod name as hostname.
+const GUIDE_REDIS_CONF: [&str; 7] = [
     "appendonly yes",
     "cluster-enabled yes",
     "cluster-config-file /var/lib/redis/nodes.conf",
     "cluster-node-timeout 5000",
     "dir /var/lib/redis",
     "port 6379",
+    "cluster-preferred-endpoint-type ip",
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -365,6 +367,7 @@ fn every_rendering_parses_into_k8s_openapi_types_without_losing_a_field() {
                 ("storage.k8s.io/v1", "StorageClass") => round_trip::<StorageClass>(doc, dir),
                 ("apps/v1", "StatefulSet") => round_trip::<StatefulSet>(doc, dir),
                 ("batch/v1", "Job") => round_trip::<Job>(doc, dir),
+                ("batch/v1", "CronJob") => round_trip::<CronJob>(doc, dir),
                 ("rbac.authorization.k8s.io/v1", "Role") => round_trip::<Role>(doc, dir),
                 ("rbac.authorization.k8s.io/v1", "RoleBinding") => {
                     round_trip::<RoleBinding>(doc, dir)
@@ -691,8 +694,9 @@ fn the_statefulset_keeps_every_value_of_the_guide() {
     assert_eq!(repository, "redis");
     assert!(tag != "latest" && !tag.is_empty(), "{image}");
     assert_eq!(strings(&redis.command), ["redis-server"]);
+    // The guide's arguments, then the announced address and name (tested with the env below).
     assert_eq!(
-        strings(&redis.args),
+        strings(&redis.args)[..3],
         ["/etc/redis/redis.conf", "--protected-mode", "no"]
     );
     let ports: Vec<(Option<&str>, i32, Option<&str>)> = redis
@@ -903,13 +907,15 @@ fn triples(permissions: &[(&str, &str, &[&str])]) -> BTreeSet<(String, String, S
         .collect()
 }
 
-/// `(group, resource, verb)` triples a Role's or ClusterRole's rules grant.
+/// `(group, resource, verb)` triples a Role's or ClusterRole's rules grant. Only a Lease may be
+/// restricted by name (checked by the Role's test).
 fn granted_by(
     rules: &Option<Vec<k8s_openapi::api::rbac::v1::PolicyRule>>,
 ) -> BTreeSet<(String, String, String)> {
     let mut granted = BTreeSet::new();
     for rule in rules.iter().flatten() {
-        assert!(rule.resource_names.is_none() && rule.non_resource_urls.is_none());
+        assert!(rule.non_resource_urls.is_none());
+        assert!(rule.resource_names.is_none() || strings(&rule.resources) == ["leases"]);
         for group in strings(&rule.api_groups) {
             for resource in strings(&rule.resources) {
                 for verb in &rule.verbs {
@@ -931,6 +937,17 @@ fn the_role_grants_exactly_what_the_binary_calls() {
         let role: Role = rendered.one();
         let granted = granted_by(&role.rules);
         assert_eq!(granted, expected, "{dir}: the Role and PERMISSIONS differ");
+        // Only the Lease is restricted by name, to the one of this rendering's StatefulSet, and
+        // only for the verbs that name it.
+        for rule in role.rules.iter().flatten() {
+            if let Some(names) = &rule.resource_names {
+                let sts = rendered.statefulset().metadata.name.unwrap();
+                assert_eq!(names, &[lease::name(&sts)], "{dir}");
+                assert_eq!(rule.verbs, lease::NAMED_VERBS, "{dir}");
+            } else if strings(&rule.resources) == ["leases"] {
+                assert_eq!(rule.verbs, ["create"], "{dir}: leases by any name");
+            }
+        }
         assert!(granted.iter().all(|(_, resource, _)| resource != "secrets"));
         if dir != PRODUCTION {
             for kind in ["ClusterRole", "ClusterRoleBinding"] {
@@ -1253,18 +1270,21 @@ fn each_kustomization_sets_the_bootstrap_image() {
     }
 }
 
-/// The top-level kustomization is the base and the user's image, nothing else.
+/// The top-level kustomization is the base, the user's image and the self-healing CronJob,
+/// nothing else.
 #[test]
-fn the_root_is_the_base_with_the_users_image() {
+fn the_root_is_the_base_with_the_users_image_and_the_self_healing_cron_job() {
     let image_path = "/spec/template/spec/containers/0/image";
     let without_image = |rendered: &Rendered| -> Vec<Value> {
         let mut docs = rendered.docs.clone();
+        docs.retain(|doc| kind_of(doc) != "CronJob");
         for doc in docs.iter_mut().filter(|doc| kind_of(doc) == "Job") {
             *doc.pointer_mut(image_path).unwrap() = Value::Null;
         }
         docs
     };
     assert_eq!(without_image(render(ROOT)), without_image(render(BASE)));
+    assert_eq!(render(ROOT).all::<CronJob>().len(), 1);
 }
 
 /// dev: the cluster's default StorageClass (no NFS class, ReadWriteOnce), no Traefik route, smaller
@@ -1404,6 +1424,8 @@ fn production_password_reaches_redis_but_never_its_command_line() {
     let child = Command::new(&command[0])
         .args(&command[1..])
         .env("REDISCLI_AUTH", password)
+        .env("POD_IP", "127.0.0.1")
+        .env("POD_NAME", "redis-app-0")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -1429,6 +1451,23 @@ fn production_password_reaches_redis_but_never_its_command_line() {
     );
 
     assert!(redis_cli(&socket, None, &["ping"]).contains("NOAUTH"));
+    // The announced address and name reach redis-server through the shell as in the base.
+    assert_eq!(
+        redis_cli(
+            &socket,
+            Some(password),
+            &["config", "get", "cluster-announce-ip"]
+        ),
+        "cluster-announce-ip\n127.0.0.1\n"
+    );
+    assert_eq!(
+        redis_cli(
+            &socket,
+            Some(password),
+            &["config", "get", "cluster-announce-hostname"]
+        ),
+        "cluster-announce-hostname\nredis-app-0\n"
+    );
     assert_eq!(
         redis_cli(&socket, Some(password), &["config", "get", "requirepass"]),
         format!("requirepass\n{password}\n")
@@ -1474,10 +1513,218 @@ fn production_startup_rejects_a_password_redis_conf_cannot_hold() {
         let output = Command::new(command[0])
             .args(&command[1..])
             .env("REDISCLI_AUTH", bad)
+            .env("POD_IP", "127.0.0.1")
+            .env("POD_NAME", "redis-app-0")
             .output()
             .unwrap();
         assert_eq!(output.status.code(), Some(1), "{bad:?}");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains("redis-password"), "{bad:?}: {stderr}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Day 2: announced addresses, all pods at once, the self-healing CronJob
+// ---------------------------------------------------------------------------------------------
+
+/// Every rendering's Redis pods announce the pod's own IP (downward API `status.podIP`) and pod
+/// name as `cluster-announce-ip` / `cluster-announce-hostname`, and start in parallel.
+#[test]
+fn every_node_announces_its_pod_ip_and_name_and_all_pods_start_at_once() {
+    for dir in ALL {
+        let sts = render(dir).statefulset();
+        let spec = sts.spec.as_ref().unwrap();
+        assert_eq!(
+            spec.pod_management_policy.as_deref(),
+            Some("Parallel"),
+            "{dir}"
+        );
+        let redis = redis_container(&sts);
+        let field = |name: &str| {
+            env(&redis, name)
+                .and_then(|v| v.value_from.as_ref())
+                .and_then(|f| f.field_ref.as_ref())
+                .map(|f| f.field_path.clone())
+        };
+        assert_eq!(field("POD_IP").as_deref(), Some("status.podIP"), "{dir}");
+        assert_eq!(field("POD_NAME").as_deref(), Some("metadata.name"), "{dir}");
+        let command = [strings(&redis.command), strings(&redis.args)]
+            .concat()
+            .join(" ");
+        // The kubelet expands $(VAR) in command and args; the production shell expands "$VAR".
+        let announced = [
+            "--cluster-announce-ip $(POD_IP) --cluster-announce-hostname $(POD_NAME)",
+            "--cluster-announce-ip \"$POD_IP\" --cluster-announce-hostname \"$POD_NAME\"",
+        ];
+        assert!(
+            announced.iter().any(|a| command.contains(a)),
+            "{dir}: redis-server does not announce the pod IP and name: {command}"
+        );
+    }
+}
+
+/// The kustomizations that include the self-healing component (a `kind: Component`): the
+/// top-level one and production. The base and dev have no CronJob.
+#[test]
+fn the_self_healing_component_is_included_by_the_root_and_production_only() {
+    let text =
+        std::fs::read_to_string(repo().join("components/self-healing/kustomization.yaml")).unwrap();
+    let component: Value = serde_yaml_ng::from_str(&text).unwrap();
+    assert_eq!(component["kind"], "Component");
+    for (dir, included) in [
+        (BASE, false),
+        (ROOT, true),
+        (DEV, false),
+        (PRODUCTION, true),
+    ] {
+        let cron_jobs = render(dir).all::<CronJob>();
+        assert_eq!(cron_jobs.len(), usize::from(included), "{dir}");
+    }
+}
+
+fn cron_job_pod(cron: &CronJob) -> PodSpec {
+    let job = cron
+        .spec
+        .as_ref()
+        .unwrap()
+        .job_template
+        .spec
+        .clone()
+        .unwrap();
+    job.template.spec.unwrap()
+}
+
+/// The CronJob runs every minute, never two at once, keeps a short history, and each run ends
+/// before the next minute: its deadline is under the period and covers its own timeouts.
+#[test]
+fn the_cron_job_runs_every_minute_one_at_a_time_within_the_minute() {
+    for dir in [ROOT, PRODUCTION] {
+        let rendered = render(dir);
+        let cron: CronJob = rendered.one();
+        let spec = cron.spec.as_ref().unwrap();
+        assert_eq!(spec.schedule, "* * * * *", "{dir}");
+        assert_eq!(spec.concurrency_policy.as_deref(), Some("Forbid"), "{dir}");
+        for limit in [
+            spec.successful_jobs_history_limit,
+            spec.failed_jobs_history_limit,
+        ] {
+            assert!(
+                matches!(limit, Some(1..=5)),
+                "{dir}: history limit {limit:?}"
+            );
+        }
+        assert!(spec.starting_deadline_seconds.unwrap() < 60, "{dir}");
+        let job = spec.job_template.spec.as_ref().unwrap();
+        let deadline = Duration::from_secs(job.active_deadline_seconds.unwrap() as u64);
+        assert!(deadline < Duration::from_secs(60), "{dir}: {deadline:?}");
+        let settings = cron_settings(rendered, &cron);
+        // Readiness and convergence, plus 10 s for connecting, observing and forming.
+        let needed = settings.ready_timeout + settings.converge_timeout + Duration::from_secs(10);
+        assert!(deadline >= needed, "{dir}: {deadline:?} < {needed:?}");
+        // A re-mesh converges in about 2 x cluster-node-timeout (5000 ms in redis.conf).
+        assert!(
+            settings.converge_timeout >= Duration::from_secs(20),
+            "{dir}"
+        );
+        assert_eq!(
+            job.backoff_limit,
+            Some(0),
+            "{dir}: the next minute is the retry"
+        );
+        // Refusals and bad configuration fail the Job at once, as in the one-shot Job.
+        assert_eq!(
+            job.pod_failure_policy,
+            rendered.job().spec.unwrap().pod_failure_policy,
+            "{dir}"
+        );
+    }
+}
+
+/// The binary's settings from the CronJob's environment, checked like the Job's.
+fn cron_settings(rendered: &Rendered, cron: &CronJob) -> Settings {
+    let namespace = cron.metadata.namespace.clone().unwrap();
+    let vars = container(&cron_job_pod(cron), "bootstrap")
+        .env
+        .clone()
+        .unwrap()
+        .into_iter()
+        .map(|var| {
+            let value = match (&var.value, &var.value_from) {
+                (Some(value), None) => value.clone(),
+                (None, Some(from)) if from.field_ref.is_some() => namespace.clone(),
+                (None, Some(from)) if from.secret_key_ref.is_some() => "from-a-secret".into(),
+                _ => panic!("{}: {} has no usable value", rendered.dir, var.name),
+            };
+            (var.name, value)
+        });
+    Settings::from_vars(vars).unwrap_or_else(|e| {
+        panic!(
+            "{}: the binary rejects the CronJob's environment: {e}",
+            rendered.dir
+        )
+    })
+}
+
+/// The CronJob's pod is the Job's: the same image, ServiceAccount, security, resources and
+/// environment (Secrets included), except the two timeouts that must fit in a minute.
+#[test]
+fn the_cron_job_runs_the_jobs_pod_with_timeouts_that_fit() {
+    for dir in [ROOT, PRODUCTION] {
+        let rendered = render(dir);
+        let cron: CronJob = rendered.one();
+        assert_eq!(cron.metadata.namespace, rendered.job().metadata.namespace);
+        let mut job_pod = pod_spec_of_job(&rendered.job());
+        let mut cron_pod = cron_job_pod(&cron);
+        assert_restricted(&cron_pod, &format!("{dir}: CronJob"));
+        let timeouts = ["BOOTSTRAP_READY_TIMEOUT", "BOOTSTRAP_CONVERGE_TIMEOUT"];
+        for pod in [&mut job_pod, &mut cron_pod] {
+            for c in &mut pod.containers {
+                c.env
+                    .as_mut()
+                    .unwrap()
+                    .retain(|v| !timeouts.contains(&v.name.as_str()));
+            }
+        }
+        assert_eq!(
+            cron_pod, job_pod,
+            "{dir}: the CronJob's pod differs from the Job's"
+        );
+        let settings = cron_settings(rendered, &cron);
+        assert_eq!(
+            Some(&settings.statefulset),
+            rendered.statefulset().metadata.name.as_ref()
+        );
+        assert_eq!(
+            Some(&settings.service),
+            rendered.service().metadata.name.as_ref()
+        );
+    }
+}
+
+/// No code block of the documentation applies two kustomizations: each renders the Job, whose pod
+/// template is immutable, so the second apply would fail.
+#[test]
+fn no_instructions_apply_two_kustomizations() {
+    let mut files = vec![repo().join("README.md")];
+    if let Ok(docs) = std::fs::read_dir(repo().join("docs")) {
+        files.extend(docs.flatten().map(|e| e.path()));
+    }
+    for file in files
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "md"))
+    {
+        let text = std::fs::read_to_string(file).unwrap();
+        for (i, block) in text.split("```").enumerate().filter(|(i, _)| i % 2 == 1) {
+            let applies = block
+                .lines()
+                .filter(|l| l.trim_start().starts_with("kubectl apply -k"))
+                .count();
+            assert!(
+                applies <= 1,
+                "{}: code block {} applies {applies} kustomizations:\n{block}",
+                file.display(),
+                i / 2 + 1
+            );
+        }
     }
 }

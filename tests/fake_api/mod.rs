@@ -11,6 +11,11 @@
 //! - `GET /api/v1/namespaces/{ns}/pods?labelSelector=...`: list;
 //! - `GET /api/v1/nodes/{name}`: get a Kubernetes node, with its zone label ([`nodes`]: where each
 //!   pod runs is set with [`FakeApi::place`]).
+//! - `coordination.k8s.io/v1` leases: get, create (409 AlreadyExists) and update (replace), which
+//!   like the real API answers 409 Conflict when the body's `metadata.resourceVersion` is not the
+//!   stored one, and gives every write a new resourceVersion ([`coordination`]);
+//! - `events.k8s.io/v1` events: create, validated like the real API (required fields, a note of at
+//!   most 1 kB), and stored for the tests to read.
 //!
 //! A test moves the StatefulSet through [`Stage`]s on a script (each change is a new
 //! resourceVersion and a watch event), and can switch on faults: a 403 on one verb, errors such as
@@ -21,6 +26,7 @@
 
 #![allow(dead_code)]
 
+mod coordination;
 mod nodes;
 mod objects;
 
@@ -56,9 +62,9 @@ pub const TOKEN: &str = "fake-service-account-token";
 /// One request the server answered.
 #[derive(Debug, Clone)]
 pub struct Request {
-    /// `get`, `list` or `watch` (`unknown` for paths the fake does not serve).
+    /// `get`, `list`, `watch`, `create` or `update` (`unknown` for paths the fake does not serve).
     pub verb: &'static str,
-    /// `statefulsets`, `pods` or `nodes`.
+    /// `statefulsets`, `pods`, `nodes`, `leases` or `events`.
     pub resource: &'static str,
     /// The HTTP status of the answer.
     pub code: u16,
@@ -103,6 +109,12 @@ struct State {
     requests: Vec<Request>,
     /// The Kubernetes nodes and which one each pod runs on.
     nodes: nodes::Nodes,
+    /// Leases by name, as stored.
+    leases: std::collections::BTreeMap<String, k8s_openapi::api::coordination::v1::Lease>,
+    /// Every Lease as written, in order: (holder, resourceVersion).
+    lease_writes: Vec<(Option<String>, String)>,
+    /// Events, in the order they were created.
+    recorded: Vec<k8s_openapi::api::events::v1::Event>,
 }
 
 impl FakeApi {
@@ -205,6 +217,27 @@ impl FakeApi {
     pub fn requests(&self) -> Vec<Request> {
         self.shared.state.lock().unwrap().requests.clone()
     }
+
+    /// Stores the Lease `name` held by `holder`, renewed now, as another run would have written it.
+    pub fn hold_lease(&self, name: &str, holder: &str) {
+        self.shared.seed_lease(name, holder);
+    }
+
+    /// The Lease `name` as stored now.
+    pub fn lease(&self, name: &str) -> Option<k8s_openapi::api::coordination::v1::Lease> {
+        self.shared.state.lock().unwrap().leases.get(name).cloned()
+    }
+
+    /// The holder of every successful write of a Lease, in order (`None`: released).
+    pub fn lease_holders(&self) -> Vec<Option<String>> {
+        let state = self.shared.state.lock().unwrap();
+        state.lease_writes.iter().map(|(h, _)| h.clone()).collect()
+    }
+
+    /// The Events created so far, in order.
+    pub fn events(&self) -> Vec<k8s_openapi::api::events::v1::Event> {
+        self.shared.state.lock().unwrap().recorded.clone()
+    }
 }
 
 type Body = BoxBody<Bytes, Infallible>;
@@ -219,7 +252,7 @@ async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
         tokio::spawn(async move {
             let service = service_fn(move |request| {
                 let shared = shared.clone();
-                async move { Ok::<_, Infallible>(shared.answer(request)) }
+                async move { Ok::<_, Infallible>(shared.answer(request).await) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -235,13 +268,66 @@ enum Route {
     Watch(String),
     ListPods(String),
     GetNode(String),
+    GetLease(String, String),
+    CreateLease(String),
+    ReplaceLease(String, String),
+    CreateEvent(String),
     Unknown,
 }
 
 impl Route {
-    fn parse(path: &str, query: &HashMap<String, String>) -> Route {
+    fn parse(method: &hyper::Method, path: &str, query: &HashMap<String, String>) -> Route {
         let watch = query.get("watch").is_some_and(|w| w == "true" || w == "1");
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let method = method.as_str();
+        match (method, segments.as_slice()) {
+            (
+                "GET",
+                [
+                    "apis",
+                    "coordination.k8s.io",
+                    "v1",
+                    "namespaces",
+                    ns,
+                    "leases",
+                    name,
+                ],
+            ) => {
+                return Route::GetLease(ns.to_string(), name.to_string());
+            }
+            (
+                "POST",
+                [
+                    "apis",
+                    "coordination.k8s.io",
+                    "v1",
+                    "namespaces",
+                    ns,
+                    "leases",
+                ],
+            ) => {
+                return Route::CreateLease(ns.to_string());
+            }
+            (
+                "PUT",
+                [
+                    "apis",
+                    "coordination.k8s.io",
+                    "v1",
+                    "namespaces",
+                    ns,
+                    "leases",
+                    name,
+                ],
+            ) => {
+                return Route::ReplaceLease(ns.to_string(), name.to_string());
+            }
+            ("POST", ["apis", "events.k8s.io", "v1", "namespaces", ns, "events"]) => {
+                return Route::CreateEvent(ns.to_string());
+            }
+            ("GET", _) => {}
+            _ => return Route::Unknown,
+        }
         match segments.as_slice() {
             ["apis", "apps", "v1", "namespaces", ns, "statefulsets"] if watch => {
                 Route::Watch(ns.to_string())
@@ -263,6 +349,10 @@ impl Route {
             Route::Watch(_) => ("watch", "statefulsets"),
             Route::ListPods(_) => ("list", "pods"),
             Route::GetNode(_) => ("get", "nodes"),
+            Route::GetLease(..) => ("get", "leases"),
+            Route::CreateLease(_) => ("create", "leases"),
+            Route::ReplaceLease(..) => ("update", "leases"),
+            Route::CreateEvent(_) => ("create", "events"),
             Route::Unknown => ("unknown", ""),
         }
     }
@@ -299,10 +389,10 @@ impl Shared {
     }
 
     /// Answers one request, recording it.
-    fn answer(self: &Arc<Self>, request: hyper::Request<Incoming>) -> Response<Body> {
+    async fn answer(self: &Arc<Self>, request: hyper::Request<Incoming>) -> Response<Body> {
         let uri = request.uri().to_string();
         let query = parse_query(request.uri().query().unwrap_or(""));
-        let route = Route::parse(request.uri().path(), &query);
+        let route = Route::parse(request.method(), request.uri().path(), &query);
         let (verb, resource) = route.verb_and_resource();
         let authorized = request
             .headers()
@@ -312,6 +402,10 @@ impl Shared {
             .headers()
             .get(hyper::header::USER_AGENT)
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        let body = match request.into_body().collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(_) => Bytes::new(),
+        };
 
         let response = self.fault(&route).unwrap_or_else(|| match route {
             Route::Get(ns, name) => self.get(&ns, &name),
@@ -319,6 +413,10 @@ impl Shared {
             Route::Watch(ns) => self.watch(&ns, &query),
             Route::ListPods(ns) => self.list_pods(&ns, &query),
             Route::GetNode(name) => self.get_node(&name),
+            Route::GetLease(ns, name) => self.get_lease(&ns, &name),
+            Route::CreateLease(ns) => self.create_lease(&ns, &body),
+            Route::ReplaceLease(ns, name) => self.replace_lease(&ns, &name, &body),
+            Route::CreateEvent(ns) => self.create_event(&ns, &body),
             Route::Unknown => error(
                 404,
                 "NotFound",
@@ -372,10 +470,15 @@ impl Shared {
         // The API server's wording, naming the ServiceAccount, verb, resource and namespace.
         let (group, qualified) = match resource {
             "pods" | "nodes" => ("", resource),
+            "leases" => ("coordination.k8s.io", "leases.coordination.k8s.io"),
+            "events" => ("events.k8s.io", "events.events.k8s.io"),
             _ => ("apps", "statefulsets.apps"),
         };
         let name = match route {
-            Route::Get(_, name) | Route::GetNode(name) => name.as_str(),
+            Route::Get(_, name)
+            | Route::GetNode(name)
+            | Route::GetLease(_, name)
+            | Route::ReplaceLease(_, name) => name.as_str(),
             _ => "",
         };
         // Nodes are cluster-scoped: the message says so instead of naming a namespace.

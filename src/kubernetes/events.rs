@@ -1,0 +1,238 @@
+//! The audit trail that outlives the Job: one `events.k8s.io/v1` Event per run that changes the
+//! cluster or fails, regarding the StatefulSet, so `kubectl describe statefulset redis-app` and
+//! `kubectl get events` show what every run did.
+//!
+//! | run | type | reason | action |
+//! |---|---|---|---|
+//! | *fresh*: formed the cluster | Normal | `Formed` | `Form` |
+//! | *partial*: finished an interrupted run | Normal | `Resumed` | `Resume` |
+//! | *reconnect*: re-introduced nodes on new addresses | Normal | `Reconnected` | `Reconnect` |
+//! | refused (exit 3) | Warning | `Refused` | `Plan` |
+//! | a readiness, lease, handshake or convergence timeout (exit 1) | Warning | `TimedOut` | the phase |
+//! | any other retryable failure (exit 1) | Warning | `Failed` | `Bootstrap` |
+//! | *formed* or *settling*: nothing changed; a dry run; bad configuration (exit 2) | none | | |
+//!
+//! The note is the run's summary line, or its error on one line. Recording is best effort: a
+//! failure to record is a warning in the log, never a failed run.
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::{Api, Client, Resource};
+use tracing::{info, warn};
+
+use super::{Target, api_error};
+use crate::plan::Decision;
+use crate::report::{self, Summary};
+use crate::{Error, Result};
+
+/// `reportingController` of every Event.
+pub const CONTROLLER: &str = "redis-cluster-bootstrap";
+
+/// The API server rejects a note longer than 1 kB.
+const NOTE_LIMIT: usize = 1024;
+
+/// What one run's Event says, before it is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Normal or Warning.
+    pub warning: bool,
+    /// Why: `Formed`, `Resumed`, `Reconnected`, `Refused`, `TimedOut`, `Failed`.
+    pub reason: &'static str,
+    /// What was done: `Form`, `Resume`, `Reconnect`, `Plan`, `Converge`, ...
+    pub action: &'static str,
+    /// The summary line or the error, at most 1 kB.
+    pub note: String,
+}
+
+/// The Event a run with this result records, or `None` when it changed nothing worth recording.
+pub fn record_for(result: &Result<Summary>) -> Option<Record> {
+    let (warning, reason, action, note) = match result {
+        Ok(summary) => {
+            if summary.outcome == "dry-run" {
+                return None;
+            }
+            let (reason, action) = match summary.decision {
+                Decision::Formed | Decision::Settling => return None,
+                Decision::Fresh => ("Formed", "Form"),
+                Decision::Partial => ("Resumed", "Resume"),
+                Decision::Reconnect => ("Reconnected", "Reconnect"),
+            };
+            (false, reason, action, report::summary_line(summary))
+        }
+        Err(Error::Config(_) | Error::Forbidden(_)) => return None,
+        Err(e @ Error::Refused(_)) => (true, "Refused", "Plan", crate::one_line(e)),
+        Err(e @ Error::Timeout { phase, .. }) => {
+            let action = match *phase {
+                "readiness" => "WaitForReady",
+                "convergence" => "Converge",
+                "waiting for the lease" => "AcquireLease",
+                _ => "Form",
+            };
+            (true, "TimedOut", action, crate::one_line(e))
+        }
+        // Stopped by a signal at a safe point: a re-run finishes it.
+        Err(e @ Error::Interrupted { .. }) => {
+            (true, "Interrupted", "Bootstrap", crate::one_line(e))
+        }
+        Err(e) => (true, "Failed", "Bootstrap", crate::one_line(e)),
+    };
+    Some(Record {
+        warning,
+        reason,
+        action,
+        note: truncate(note, NOTE_LIMIT),
+    })
+}
+
+/// Records the Event of this run's result regarding the StatefulSet of `target`, if it has one.
+/// Never fails: a failure is logged as a warning.
+pub async fn record(client: Client, target: &Target, result: &Result<Summary>) {
+    let Some(record) = record_for(result) else {
+        return;
+    };
+    let regarding = regarding(&client, target).await;
+    let reporter = Reporter {
+        controller: CONTROLLER.into(),
+        // Kubernetes sets HOSTNAME to the pod's name.
+        instance: std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()),
+    };
+    let event = Event {
+        type_: if record.warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: record.reason.into(),
+        note: Some(record.note.clone()),
+        action: record.action.into(),
+        secondary: None,
+    };
+    match Recorder::new(client, reporter)
+        .publish(&event, &regarding)
+        .await
+    {
+        Ok(()) => info!(
+            reason = record.reason,
+            statefulset = %target.name,
+            "recorded the event {} on {target}", record.reason
+        ),
+        Err(e) => warn!(
+            error = %api_error::describe_client(&e),
+            reason = record.reason,
+            "could not record the event on {target} (grant `create` on events.k8s.io events); \
+             the run itself is unaffected"
+        ),
+    }
+}
+
+/// A reference to the StatefulSet with its UID, which `kubectl describe` matches Events by; without
+/// the StatefulSet (not readable, or gone) a reference by name.
+async fn regarding(client: &Client, target: &Target) -> ObjectReference {
+    let api: Api<StatefulSet> = Api::namespaced(client.clone(), &target.namespace);
+    match api.get_opt(&target.name).await {
+        Ok(Some(sts)) => sts.object_ref(&()),
+        _ => ObjectReference {
+            api_version: Some("apps/v1".into()),
+            kind: Some("StatefulSet".into()),
+            name: Some(target.name.clone()),
+            namespace: Some(target.namespace.clone()),
+            ..ObjectReference::default()
+        },
+    }
+}
+
+/// `text` cut to at most `limit` bytes on a character boundary, marked with `…` when cut.
+fn truncate(text: String, limit: usize) -> String {
+    if text.len() <= limit {
+        return text;
+    }
+    let mut end = limit - '…'.len_utf8();
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn summary(decision: Decision, outcome: &'static str) -> Summary {
+        Summary {
+            outcome,
+            decision,
+            nodes: 6,
+            masters: 3,
+            replicas_per_master: 1,
+            steps: 24,
+            phases: vec![("total", Duration::from_millis(5018))],
+        }
+    }
+
+    #[test]
+    fn a_change_is_a_normal_event_named_after_the_decision() {
+        let formed = record_for(&Ok(summary(Decision::Fresh, "formed"))).unwrap();
+        assert_eq!(
+            (formed.warning, formed.reason, formed.action),
+            (false, "Formed", "Form")
+        );
+        assert!(
+            formed
+                .note
+                .starts_with("outcome=formed decision=fresh nodes=6")
+        );
+        assert_eq!(
+            record_for(&Ok(summary(Decision::Partial, "formed")))
+                .unwrap()
+                .reason,
+            "Resumed"
+        );
+        assert_eq!(
+            record_for(&Ok(summary(Decision::Reconnect, "formed")))
+                .unwrap()
+                .reason,
+            "Reconnected"
+        );
+    }
+
+    #[test]
+    fn a_run_that_changed_nothing_records_nothing() {
+        assert_eq!(record_for(&Ok(summary(Decision::Formed, "formed"))), None);
+        assert_eq!(record_for(&Ok(summary(Decision::Settling, "formed"))), None);
+        assert_eq!(record_for(&Ok(summary(Decision::Fresh, "dry-run"))), None);
+        assert_eq!(record_for(&Err(Error::Config("x".into()))), None);
+    }
+
+    #[test]
+    fn refusals_and_timeouts_are_warnings() {
+        let refused = record_for(&Err(Error::Refused("node-2 holds keys".into()))).unwrap();
+        assert_eq!((refused.warning, refused.reason), (true, "Refused"));
+        assert_eq!(refused.note, "refused: node-2 holds keys");
+        let timeout = Error::Timeout {
+            phase: "convergence",
+            after: Duration::from_secs(120),
+            detail: "node-1 knows 5 nodes".into(),
+        };
+        let timed_out = record_for(&Err(timeout)).unwrap();
+        assert_eq!(
+            (timed_out.warning, timed_out.reason, timed_out.action),
+            (true, "TimedOut", "Converge")
+        );
+        let failed = record_for(&Err(Error::Dns("no address".into()))).unwrap();
+        assert_eq!((failed.reason, failed.action), ("Failed", "Bootstrap"));
+    }
+
+    #[test]
+    fn notes_fit_the_api_servers_limit() {
+        let long = "é".repeat(2000);
+        let note = record_for(&Err(Error::Refused(long))).unwrap().note;
+        assert!(
+            note.len() <= NOTE_LIMIT && note.ends_with('…'),
+            "{}",
+            note.len()
+        );
+    }
+}
