@@ -1094,6 +1094,20 @@ fn the_job_fails_at_once_on_bad_config_or_refusal_and_retries_otherwise() {
             on_exit("Ignore").is_empty(),
             "{dir}: exit codes must not be ignored"
         );
+        // A pod evicted or deleted gets SIGTERM and exits 1 at its next safe point: the first
+        // matching rule wins, so the disruption rule must come before the exit-1 rule.
+        let position = |action: &str| rules.iter().position(|r| r.action == action);
+        let disruption = rules.iter().position(|r| {
+            r.action == "Ignore"
+                && r.on_pod_conditions
+                    .iter()
+                    .flatten()
+                    .any(|c| c.type_ == "DisruptionTarget")
+        });
+        assert!(
+            disruption.is_some() && disruption < position("Count"),
+            "{dir}: an eviction must not count as a failed attempt"
+        );
         assert!(spec.backoff_limit.unwrap() >= 1, "{dir}: no retry");
     }
 }

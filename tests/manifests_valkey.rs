@@ -97,7 +97,15 @@ fn the_valkey_overlay_runs_valkey_server_with_its_own_config_and_data_paths() {
     assert_eq!(strings(&server.command), ["valkey-server"]);
     assert_eq!(
         strings(&server.args),
-        ["/etc/valkey/valkey.conf", "--protected-mode", "no"]
+        [
+            "/etc/valkey/valkey.conf",
+            "--protected-mode",
+            "no",
+            "--cluster-announce-ip",
+            "$(POD_IP)",
+            "--cluster-announce-hostname",
+            "$(POD_NAME)"
+        ]
     );
     let mounts: Vec<(&str, &str)> = server
         .volume_mounts
@@ -210,7 +218,12 @@ fn the_rendered_config_and_probe_work_on_a_real_valkey_server() {
 
     let mut args: Vec<String> = strings(&server.args)
         .iter()
-        .map(|a| a.replace("/etc/valkey", etc.to_str().unwrap()))
+        // Kubernetes expands $(POD_IP) and $(POD_NAME) from the downward API.
+        .map(|a| {
+            a.replace("/etc/valkey", etc.to_str().unwrap())
+                .replace("$(POD_IP)", ip)
+                .replace("$(POD_NAME)", "redis-app-0")
+        })
         .collect();
     args.extend([
         "--bind".into(),
