@@ -69,6 +69,7 @@ pub async fn converge(
     let nudge_every = Duration::from_millis(200 + layout.nodes as u64);
     let mut last_full: Option<Instant> = None;
     let mut stale_since: HashMap<(usize, usize), Instant> = HashMap::new();
+    let mut down_since: HashMap<usize, Instant> = HashMap::new();
     // The nodes that have not passed the cheap check yet.
     let mut waiting: Vec<usize> = (0..clients.len()).collect();
     let mut problems = Vec::new();
@@ -107,6 +108,13 @@ pub async fn converge(
                         clients,
                         &observations,
                         &mut stale_since,
+                        nudge_after(nodes.len()),
+                    )
+                    .await?;
+                    repoint(
+                        clients,
+                        &observations,
+                        &mut down_since,
                         nudge_after(nodes.len()),
                     )
                     .await?;
@@ -166,6 +174,57 @@ pub async fn converge(
 
 fn is_timeout(e: &Error) -> bool {
     matches!(e, Error::Unreachable { source, .. } if source.is_timeout())
+}
+
+/// Re-points every replica whose link to its master has been down for `after` while it pulls
+/// from an address that is not its master's: `CLUSTER REPLICATE` of the *same* master. Redis 7.0
+/// updates a master's address learnt through gossip without re-pointing its replicas, and the
+/// address can change after the plan was made (it is learnt while the cluster converges).
+async fn repoint(
+    clients: &[Client],
+    observations: &[Observation],
+    down_since: &mut HashMap<usize, Instant>,
+    after: Duration,
+) -> Result<()> {
+    let now = Instant::now();
+    let addrs: Vec<SocketAddr> = clients.iter().map(|c| c.node.addr).collect();
+    let misdirected = misdirected_replicas(observations, &addrs);
+    down_since.retain(|replica, _| misdirected.iter().any(|(r, _)| r == replica));
+    for (replica, master) in misdirected {
+        let since = *down_since.entry(replica).or_insert(now);
+        if now.duration_since(since) < after {
+            continue;
+        }
+        let master_id = &observations[master].id;
+        let mut cmd = redis::cmd("CLUSTER");
+        cmd.arg("REPLICATE").arg(master_id);
+        clients[replica]
+            .query::<()>(&cmd, "CLUSTER REPLICATE")
+            .await?;
+        info!(
+            node = %clients[replica].node.name,
+            "{}: CLUSTER REPLICATE {master_id} (replica of {}, re-pointed at its current address)",
+            clients[replica].node,
+            clients[master].node.name
+        );
+        down_since.insert(replica, now);
+    }
+    Ok(())
+}
+
+/// `(replica, master)` pod indices of replicas whose link is down and whose `master_host` is not
+/// their master's current address. Pure.
+fn misdirected_replicas(observations: &[Observation], addrs: &[SocketAddr]) -> Vec<(usize, usize)> {
+    observations
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| o.master_link_up == Some(false))
+        .filter_map(|(i, o)| {
+            let master_id = o.myself()?.master_id.as_deref()?;
+            let master = observations.iter().position(|m| m.id == master_id)?;
+            (o.master_addr.is_some_and(|a| a != addrs[master])).then_some((i, master))
+        })
+        .collect()
 }
 
 /// Sends one `CLUSTER MEET` for every stale view (see [`stale_views`]) that has lasted `after`.
@@ -413,5 +472,30 @@ mod tests {
             .collect();
         let stale = stale_views(&observations, &addrs);
         assert_eq!(stale, HashSet::from([(2, 1), (0, 2)]));
+    }
+
+    #[test]
+    fn a_replica_whose_link_is_down_and_pulls_from_an_old_address_is_re_pointed() {
+        let info = |link: &str| {
+            format!(
+                "# Replication\r\nrole:slave\r\nmaster_host:127.0.9.11\r\nmaster_port:6379\r\nmaster_link_status:{link}\r\n# Cluster\r\ncluster_enabled:1\r\n"
+            )
+        };
+        let lines = format!(
+            "{A} 127.0.0.11:6379@16379 master - 0 0 1 connected 0-16383\n{C} 127.0.0.13:6379@16379 myself,slave {A} 0 0 1 connected"
+        );
+        let replica = |link: &str| {
+            Observation::parse(&info(link), C, &lines, "cluster_state:ok\r\n").unwrap()
+        };
+        let master = view(A, &[(A, "myself,master", "- 0 0 1 connected 0-16383")]);
+        let addrs: Vec<SocketAddr> = (0..3)
+            .map(|j| format!("127.0.0.{}:6379", 11 + j).parse().unwrap())
+            .collect();
+        let filler = view(B, &[(B, "myself,master", "- 0 0 2 connected")]);
+        let down = [master.clone(), filler.clone(), replica("down")];
+        assert_eq!(misdirected_replicas(&down, &addrs), vec![(2, 0)]);
+        // Up, or pulling from the right address: nothing to do.
+        let up = [master, filler, replica("up")];
+        assert!(misdirected_replicas(&up, &addrs).is_empty());
     }
 }
