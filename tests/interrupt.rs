@@ -14,15 +14,7 @@ fn sigterm_while_forming_stops_at_a_safe_point_and_a_rerun_finishes() {
     // Pod 2's cluster bus cannot be reached yet, so its replica (pod 5) never completes the
     // handshake with it and its CLUSTER REPLICATE waits: the run is held in the middle of forming,
     // deterministically.
-    let hidden = Options {
-        extra: vec![
-            "--cluster-port".into(),
-            "16390".into(),
-            "--cluster-announce-bus-port".into(),
-            "16379".into(),
-        ],
-        ..Options::default()
-    };
+    let hidden = Options::hidden_bus();
     nodes[2].restart_on(&ip(114, 2), &hidden);
     let list = node_list(&nodes);
     let env = [

@@ -306,15 +306,7 @@ fn a_node_that_never_answers_fails_in_bounded_time() {
 fn an_unreachable_cluster_bus_fails_in_bounded_time() {
     let mut nodes = start_nodes(78, 6);
     // Pod 5 listens for the bus on 16390 but tells its peers 16379, where nothing listens.
-    let hidden = Options {
-        extra: vec![
-            "--cluster-port".into(),
-            "16390".into(),
-            "--cluster-announce-bus-port".into(),
-            "16379".into(),
-        ],
-        ..Options::default()
-    };
+    let hidden = Options::hidden_bus();
     nodes[5].restart_on(&ip(78, 5), &hidden);
     let start = Instant::now();
     let run = run(&nodes, &[("BOOTSTRAP_CONVERGE_TIMEOUT", "8s")]);

@@ -90,6 +90,20 @@ impl Options {
             ..Options::default()
         }
     }
+
+    /// A node whose cluster bus cannot be reached: it listens on 16390 but tells its peers 16379,
+    /// where nothing listens, so no handshake with it ever completes.
+    pub fn hidden_bus() -> Options {
+        Options {
+            extra: vec![
+                "--cluster-port".into(),
+                "16390".into(),
+                "--cluster-announce-bus-port".into(),
+                "16379".into(),
+            ],
+            ..Options::default()
+        }
+    }
 }
 
 impl RedisNode {
