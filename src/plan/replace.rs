@@ -27,6 +27,10 @@ pub(super) fn lost_id(
     nodes: &[Node],
     observations: &[Observation],
 ) -> Result<Option<String>, String> {
+    if observations.iter().any(|o| !o.cluster_enabled) {
+        // Refused as it is, before anything else.
+        return Ok(None);
+    }
     let ours: HashSet<&str> = observations.iter().map(|o| o.id.as_str()).collect();
     let mut strangers: BTreeMap<&str, Vec<&ClusterNode>> = BTreeMap::new();
     for o in observations {
