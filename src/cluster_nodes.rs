@@ -15,6 +15,8 @@ pub struct ClusterNode {
     pub id: String,
     /// The advertised client address; `None` while unknown (`:0`, or a fresh node's empty IP).
     pub addr: Option<SocketAddr>,
+    /// The announced hostname (`cluster-announce-hostname`), when the node announces one.
+    pub hostname: Option<String>,
     /// The flags.
     pub flags: Flags,
     /// For a replica, the ID of its master.
@@ -106,6 +108,7 @@ fn parse_line(line: &str) -> Result<ClusterNode, String> {
     Ok(ClusterNode {
         id: fields[0].to_string(),
         addr: address(fields[1]),
+        hostname: hostname(fields[1]),
         flags,
         master_id: Some(fields[3]).filter(|m| *m != "-").map(str::to_string),
         config_epoch: fields[6].parse().unwrap_or(0),
@@ -127,6 +130,16 @@ fn address(field: &str) -> Option<SocketAddr> {
     let ip: IpAddr = ip.parse().ok()?;
     let port: u16 = port.parse().ok().filter(|p| *p != 0)?;
     Some(SocketAddr::new(ip, port))
+}
+
+/// The `hostname` of `ip:port@cport,hostname`; Redis prints an empty one when none is announced
+/// (and nodes.conf-style `key=value` extras are not a hostname).
+fn hostname(field: &str) -> Option<String> {
+    field
+        .split(',')
+        .nth(1)
+        .filter(|h| !h.is_empty() && !h.contains('='))
+        .map(str::to_string)
 }
 
 #[cfg(test)]
@@ -152,6 +165,17 @@ e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 127.0.0.14:6379@16379 slave 07c37dfeb23
         assert_eq!(nodes[2].slots, vec![10923..=16383, 42..=42]);
         assert_eq!(nodes[2].open_slots.len(), 1);
         assert_eq!(nodes[2].config_epoch, 3);
+    }
+
+    #[test]
+    fn reads_the_announced_hostname_when_there_is_one() {
+        let nodes = parse(FORMED).unwrap();
+        assert_eq!(nodes[2].hostname.as_deref(), Some("redis-app-2"));
+        assert_eq!(nodes[2].addr, Some("[::1]:6379".parse().unwrap()));
+        assert_eq!(nodes[0].hostname, None);
+        let empty = parse("a 127.0.0.1:6379@16379, master - 0 0 1 connected").unwrap();
+        assert_eq!(empty[0].hostname, None);
+        assert_eq!(empty[0].addr, Some("127.0.0.1:6379".parse().unwrap()));
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Carries out a plan: slots first (they start Redis's clock towards `cluster_state:ok`) and
-//! config epochs (only possible before a node knows anyone) in one round trip, then
+//! Carries out a plan: slots first (they start Redis's clock towards `cluster_state:ok`), config
+//! epochs (only possible before a node knows anyone) and `CLUSTER FORGET` (every node within
+//! Redis's 60 s ban, before any MEET could gossip the lost ID back) in one round trip, then
 //! `CLUSTER MEET`, then — each replica the moment it knows its master — `CLUSTER REPLICATE`. Each
 //! group runs on all nodes at once, and every command is logged with the node it changed: the
 //! audit trail. A signal stops it before its next group of commands or its next
@@ -44,7 +45,12 @@ pub async fn form(
     run(
         clients,
         &nodes,
-        &of_kind(|s| matches!(s, Step::AddSlots { .. } | Step::SetEpoch { .. })),
+        &of_kind(|s| {
+            matches!(
+                s,
+                Step::AddSlots { .. } | Step::SetEpoch { .. } | Step::Forget { .. }
+            )
+        }),
         &progress,
     )
     .await?;
@@ -182,6 +188,10 @@ fn command(step: &Step, nodes: &[Node]) -> (redis::Cmd, &'static str) {
             let to = nodes[*peer].addr;
             cmd.arg("MEET").arg(to.ip().to_string()).arg(to.port());
             "CLUSTER MEET"
+        }
+        Step::Forget { id, .. } => {
+            cmd.arg("FORGET").arg(id);
+            "CLUSTER FORGET"
         }
         Step::Replicate { master_id, .. } => {
             cmd.arg("REPLICATE").arg(master_id);

@@ -57,6 +57,7 @@ pub fn record_for(result: &Result<Summary>) -> Option<Record> {
                 Decision::Fresh => ("Formed", "Form"),
                 Decision::Partial => ("Resumed", "Resume"),
                 Decision::Reconnect => ("Reconnected", "Reconnect"),
+                Decision::Replace => ("Replaced", "Replace"),
             };
             (false, reason, action, report::summary_line(summary))
         }
@@ -195,6 +196,12 @@ mod tests {
                 .unwrap()
                 .reason,
             "Reconnected"
+        );
+        assert_eq!(
+            record_for(&Ok(summary(Decision::Replace, "formed")))
+                .unwrap()
+                .reason,
+            "Replaced"
         );
     }
 

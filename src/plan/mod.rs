@@ -10,6 +10,9 @@
 //!   IPs, in any permutation) → `CLUSTER MEET` where a view is wrong, nothing else; a stale master
 //!   that missed its own failover is re-introduced and Redis settles it by config epoch
 //!   ([`stale_master`]);
+//! - *replace* ([`replace`]): one pod lost its volume and came back empty with a new node ID; the
+//!   others flag its old ID `fail` and it owned no slots → `CLUSTER FORGET` the old ID, `CLUSTER
+//!   MEET` the new node, `CLUSTER REPLICATE` it where a replica is missing;
 //! - *settling*: the shape is complete and every address is right, the nodes only need time;
 //! - otherwise a refusal that names the node and what to do (exit code 3, [`refuse`]).
 //!
@@ -22,6 +25,7 @@ mod partial;
 pub mod placement;
 mod reconnect;
 mod refuse;
+mod replace;
 mod shape;
 pub mod stale_master;
 mod step;
@@ -49,6 +53,8 @@ pub enum Decision {
     Reconnect,
     /// The cluster exists and is addressed right; wait for it to agree.
     Settling,
+    /// A pod lost its volume and came back empty: forget its old ID, add it back as a replica.
+    Replace,
 }
 
 impl fmt::Display for Decision {
@@ -59,6 +65,7 @@ impl fmt::Display for Decision {
             Decision::Partial => "partial",
             Decision::Reconnect => "reconnect",
             Decision::Settling => "settling",
+            Decision::Replace => "replace",
         })
     }
 }
@@ -87,7 +94,11 @@ impl Plan {
 
 /// Decides what to do. `observations[i]` is what `nodes[i]` said. `Err` is a refusal.
 pub fn plan(nodes: &[Node], layout: &Layout, observations: &[Observation]) -> Result<Plan, String> {
-    refuse::refuse_unsafe(nodes, observations)?;
+    let lost = replace::lost_id(nodes, observations)?;
+    refuse::refuse_unsafe(nodes, observations, lost.as_deref())?;
+    if lost.is_some() {
+        return replace::replace(nodes, layout, observations, lost.as_deref());
+    }
     let settled = stale_master::settle(nodes, observations)?;
     if agreement::check(nodes, layout, observations).is_ok() {
         return Ok(Plan::new(Decision::Formed, Vec::new()));
@@ -110,6 +121,10 @@ pub fn plan(nodes: &[Node], layout: &Layout, observations: &[Observation]) -> Re
         });
     }
     if let Err(why) = partial::subset_of_plan(nodes, layout, observations) {
+        // A replace interrupted after every FORGET: no node knows the lost ID any more.
+        if let Ok(plan) = replace::replace(nodes, layout, observations, None) {
+            return Ok(plan);
+        }
         let clusters: Vec<&Vec<usize>> = groups.iter().filter(|g| g.len() > 1).collect();
         return Err(if clusters.len() > 1 {
             let names = |g: &Vec<usize>| {

@@ -7,7 +7,12 @@ use crate::node::Node;
 use crate::observation::Observation;
 
 /// Cluster mode off, one node behind two addresses, a node that knows a stranger, an open slot.
-pub(super) fn refuse_unsafe(nodes: &[Node], observations: &[Observation]) -> Result<(), String> {
+/// `lost` is the one stranger that *replace* forgets ([`super::replace::lost_id`]): not refused.
+pub(super) fn refuse_unsafe(
+    nodes: &[Node],
+    observations: &[Observation],
+    lost: Option<&str>,
+) -> Result<(), String> {
     for (node, o) in nodes.iter().zip(observations) {
         if !o.cluster_enabled {
             return Err(format!(
@@ -26,7 +31,7 @@ pub(super) fn refuse_unsafe(nodes: &[Node], observations: &[Observation]) -> Res
     }
     for (node, o) in nodes.iter().zip(observations) {
         for line in o.nodes.iter().filter(|l| !l.flags.handshake) {
-            if !ids.contains_key(line.id.as_str()) {
+            if !ids.contains_key(line.id.as_str()) && lost != Some(line.id.as_str()) {
                 let at = line.addr.map_or("no address".into(), |a| a.to_string());
                 return Err(format!(
                     "{node} knows node {} at {at}, which is not one of the {} nodes: it belongs to another \

@@ -27,6 +27,13 @@ pub enum Step {
         /// The node it meets.
         peer: usize,
     },
+    /// `CLUSTER FORGET <id>`: `node` drops a lost node's ID (only in *replace*).
+    Forget {
+        /// The node that forgets.
+        node: usize,
+        /// The lost node's ID.
+        id: String,
+    },
     /// `CLUSTER REPLICATE <master id>` on a replica.
     Replicate {
         /// The replica.
@@ -45,6 +52,7 @@ impl Step {
             Step::AddSlots { node, .. }
             | Step::SetEpoch { node, .. }
             | Step::Meet { node, .. }
+            | Step::Forget { node, .. }
             | Step::Replicate { node, .. } => *node,
         }
     }
@@ -70,6 +78,7 @@ impl Step {
                     to.name
                 )
             }
+            Step::Forget { id, .. } => format!("{on}: CLUSTER FORGET {id} (a lost node)"),
             Step::Replicate {
                 master, master_id, ..
             } => {

@@ -183,6 +183,7 @@ fn fresh_nodes_get_the_whole_plan_in_order() {
             Step::SetEpoch { .. } => 1,
             Step::Meet { .. } => 2,
             Step::Replicate { .. } => 3,
+            Step::Forget { .. } => 4,
         })
         .collect();
     assert!(kinds.is_sorted(), "{kinds:?}");
@@ -399,3 +400,4 @@ fn refuses_to_turn_a_node_with_keys_into_a_replica() {
 }
 
 mod remesh;
+mod replace;

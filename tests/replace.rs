@@ -1,0 +1,164 @@
+//! *replace* on real nodes: a pod whose volume was lost comes back empty with a new node ID; the
+//! bootstrap forgets the old ID everywhere and adds the pod back as the replica its shard lacks,
+//! with every key written before still readable. When the lost ID still owned slots (a master and
+//! its replica both lost), it refuses and sends nothing.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+const KEYS: usize = 1000;
+
+fn run(nodes: &[RedisNode]) -> Run {
+    let list = node_list(nodes);
+    bootstrap(&[
+        ("BOOTSTRAP_NODES", list.as_str()),
+        ("BOOTSTRAP_READY_TIMEOUT", "10s"),
+        ("BOOTSTRAP_CONVERGE_TIMEOUT", "60s"),
+    ])
+}
+
+/// Six nodes formed by the binary, holding [`KEYS`] keys, every replica caught up.
+fn formed_with_keys(block: u8, rt: &tokio::runtime::Runtime) -> Vec<RedisNode> {
+    let nodes = start_nodes(block, 6);
+    let first = run(&nodes);
+    assert_eq!(first.code, 0, "{first:?}");
+    rt.block_on(write_keys(&nodes, KEYS));
+    wait_replicated(&nodes);
+    nodes
+}
+
+/// SIGKILLs pod `pod` and deletes what a lost volume loses: `nodes.conf`, the AOF and any RDB.
+fn wipe(node: &mut RedisNode) {
+    node.kill();
+    for file in ["nodes.conf", "dump.rdb"] {
+        let _ = std::fs::remove_file(node.dir.join(file));
+    }
+    let _ = std::fs::remove_dir_all(node.dir.join("appendonlydir"));
+}
+
+/// Waits until every node in `others` flags node `id` `fail` (not just `fail?`).
+fn wait_failed(others: &[&RedisNode], id: &str) {
+    wait_until(
+        "the lost node to be flagged fail",
+        Duration::from_secs(30),
+        || {
+            others.iter().all(|n| {
+                n.cli(&["cluster", "nodes"]).lines().any(|l| {
+                    let f: Vec<&str> = l.split(' ').collect();
+                    f[0] == id && f[2].split(',').any(|flag| flag == "fail")
+                })
+            })
+        },
+    );
+}
+
+/// The replace run exits 0 with `decision=replace`; `redis-cli --cluster check` is clean, every key
+/// reads back, no node knows `lost` any more, and the run after it is a strict no-op.
+fn replaced(nodes: &[RedisNode], lost: &str, rt: &tokio::runtime::Runtime) -> Run {
+    let replace = run(nodes);
+    assert_eq!(replace.code, 0, "{replace:?}");
+    assert!(replace.stdout.contains("decision=replace"), "{replace:?}");
+    assert!(
+        replace.stderr.contains(&format!("CLUSTER FORGET {lost}")),
+        "{replace:?}"
+    );
+    let (ok, text) = cluster_check(&nodes[0]);
+    assert!(ok, "{text}");
+    for n in nodes {
+        assert!(
+            !n.cli(&["cluster", "nodes"]).contains(lost),
+            "{} still knows {lost}",
+            n.addr
+        );
+    }
+    wait_replicated(nodes);
+    assert_eq!(rt.block_on(read_keys(nodes, KEYS)), KEYS);
+    reset_stats(nodes);
+    let again = run(nodes);
+    assert_eq!(again.code, 0, "{again:?}");
+    assert!(again.stdout.contains("decision=formed"), "{again:?}");
+    assert_no_writes(nodes);
+    replace
+}
+
+/// Pod `pod`'s own account: (role, master ID).
+fn role_of(nodes: &[RedisNode], pod: usize) -> (String, String) {
+    let (_, role, master, _) = own_roles(nodes).swap_remove(pod);
+    (role, master)
+}
+
+#[test]
+fn a_replica_whose_volume_was_lost_is_replaced() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut nodes = formed_with_keys(180, &rt);
+    let lost = nodes[4].id();
+    let master = role_of(&nodes, 4).1;
+    wipe(&mut nodes[4]);
+    wait_failed(
+        &[&nodes[0], &nodes[1], &nodes[2], &nodes[3], &nodes[5]],
+        &lost,
+    );
+    nodes[4].restart_on(&ip(180, 4), &Options::default());
+    assert_ne!(nodes[4].id(), lost);
+    replaced(&nodes, &lost, &rt);
+    assert_eq!(role_of(&nodes, 4), ("replica".to_string(), master));
+}
+
+#[test]
+fn a_master_lost_after_its_replica_took_over_comes_back_as_that_replicas_replica() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut nodes = formed_with_keys(181, &rt);
+    let lost = nodes[0].id();
+    let heir = (1..6)
+        .find(|&i| role_of(&nodes, i).1 == lost)
+        .expect("a replica of pod 0");
+    wipe(&mut nodes[0]);
+    wait_until("the replica to take over", Duration::from_secs(30), || {
+        nodes[heir].cli(&["role"]).starts_with("master")
+    });
+    let others: Vec<&RedisNode> = nodes[1..].iter().collect();
+    wait_failed(&others, &lost);
+    // The pod comes back empty on a new address.
+    nodes[0].restart_on(&ip(181, 10), &Options::default());
+    replaced(&nodes, &lost, &rt);
+    assert_eq!(
+        role_of(&nodes, 0),
+        ("replica".to_string(), nodes[heir].id())
+    );
+}
+
+#[test]
+fn a_master_and_its_replica_both_lost_are_refused_without_a_command() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut nodes = formed_with_keys(182, &rt);
+    let lost = nodes[0].id();
+    let replica = (1..6)
+        .find(|&i| role_of(&nodes, i).1 == lost)
+        .expect("a replica of pod 0");
+    let slots = own_roles(&nodes).swap_remove(0).3;
+    wipe(&mut nodes[0]);
+    wipe(&mut nodes[replica]);
+    let others: Vec<&RedisNode> = (0..6)
+        .filter(|&i| i != 0 && i != replica)
+        .map(|i| &nodes[i])
+        .collect();
+    wait_failed(&others, &lost);
+    for i in [0, replica] {
+        nodes[i].restart_on(&ip(182, i), &Options::default());
+    }
+    reset_stats(&nodes);
+    let refused = run(&nodes);
+    assert_eq!(refused.code, 3, "{refused:?}");
+    for word in [
+        lost.as_str(),
+        slots.as_str(),
+        "backup",
+        "redis-cli --cluster fix",
+    ] {
+        assert!(refused.stderr.contains(word), "lacks {word:?}: {refused:?}");
+    }
+    assert_no_writes(&nodes);
+}
