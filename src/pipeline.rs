@@ -158,6 +158,7 @@ pub async fn bootstrap(
         replicas_per_master: layout.replicas_per_master,
         steps: plan.steps.len(),
         phases: Vec::new(),
+        shared_failure_domains: Vec::new(),
     };
     if settings.dry_run {
         warn!("dry run: nothing was changed");
@@ -191,6 +192,8 @@ pub async fn bootstrap(
         layout.replicas()
     );
     summary.phases = timer.total();
+    summary.shared_failure_domains =
+        plan::placement::shared(&plan::placement::observed_shards(&observations), nodes);
     report::print(settings.log_format, nodes, &observations, &summary);
     Ok(summary)
 }

@@ -34,6 +34,8 @@ pub struct Summary {
     pub steps: usize,
     /// Each phase and how long it took, in order.
     pub phases: Vec<(&'static str, Duration)>,
+    /// One line per shard whose master shares a Kubernetes node or zone with a replica.
+    pub shared_failure_domains: Vec<String>,
 }
 
 /// One row of the table.

@@ -197,6 +197,14 @@ fn one_node_forms_the_guides_layout_and_every_run_warns_even_after_a_failover() 
     };
     // One per shard when pairing, one per shard in the report.
     assert_eq!(warnings(&first).len(), 6, "{first:?}");
+    // The forming run records a Warning Event beside its own; a later no-op run records none.
+    let shared = |api: &FakeApi| {
+        api.events()
+            .iter()
+            .filter(|e| e.reason.as_deref() == Some("SharedFailureDomain"))
+            .count()
+    };
+    assert_eq!(shared(&world.api), 1, "{:#?}", world.api.events());
 
     // Pod 3 takes over shard 0; a later run finds the cluster formed, moves nothing, and names
     // the new master.
@@ -225,6 +233,7 @@ fn one_node_forms_the_guides_layout_and_every_run_warns_even_after_a_failover() 
 
     world.assert_formed(&again);
     assert!(again.stdout.contains("steps=0"), "{again:?}");
+    assert_eq!(shared(&world.api), 1, "a formed cluster costs no Event");
     let warned = warnings(&again);
     assert_eq!(warned.len(), 3, "{again:?}");
     assert!(

@@ -93,6 +93,28 @@ pub async fn record(client: Client, target: &Target, result: &Result<Summary>) {
         return;
     };
     let regarding = regarding(&client, target).await;
+    publish(client.clone(), target, &regarding, &record).await;
+    if let Some(shared) = shared_record(result) {
+        publish(client, target, &regarding, &shared).await;
+    }
+}
+
+/// A Warning `SharedFailureDomain` beside a run's Event, when shards share a node or zone. Only on
+/// runs that record an Event at all: a formed cluster costs no Event (the CronJob would repeat it
+/// every minute); its log says it on every run.
+fn shared_record(result: &Result<Summary>) -> Option<Record> {
+    let summary = result.as_ref().ok()?;
+    record_for(result)?;
+    (!summary.shared_failure_domains.is_empty()).then(|| Record {
+        warning: true,
+        reason: crate::plan::placement::SHARED_FAILURE_DOMAIN,
+        action: "Place",
+        note: truncate(summary.shared_failure_domains.join("; "), NOTE_LIMIT),
+    })
+}
+
+/// Publishes one Event; a failure is a warning in the log.
+async fn publish(client: Client, target: &Target, regarding: &ObjectReference, record: &Record) {
     let reporter = Reporter {
         controller: CONTROLLER.into(),
         // Kubernetes sets HOSTNAME to the pod's name.
@@ -110,7 +132,7 @@ pub async fn record(client: Client, target: &Target, result: &Result<Summary>) {
         secondary: None,
     };
     match Recorder::new(client, reporter)
-        .publish(&event, &regarding)
+        .publish(&event, regarding)
         .await
     {
         Ok(()) => info!(
@@ -170,6 +192,7 @@ mod tests {
             replicas_per_master: 1,
             steps: 24,
             phases: vec![("total", Duration::from_millis(5018))],
+            shared_failure_domains: Vec::new(),
         }
     }
 
@@ -203,6 +226,24 @@ mod tests {
                 .reason,
             "Replaced"
         );
+    }
+
+    #[test]
+    fn a_shared_failure_domain_is_a_warning_beside_a_changing_run_only() {
+        let mut formed = summary(Decision::Fresh, "formed");
+        assert_eq!(shared_record(&Ok(formed.clone())), None);
+        formed.shared_failure_domains =
+            vec!["master redis-app-0: its replica redis-app-3 ...".into()];
+        let shared = shared_record(&Ok(formed.clone())).unwrap();
+        assert!(shared.warning);
+        assert_eq!(
+            (shared.reason, shared.action),
+            ("SharedFailureDomain", "Place")
+        );
+        assert!(shared.note.contains("redis-app-3"));
+        // A run that changed nothing records nothing, this warning included.
+        formed.decision = Decision::Formed;
+        assert_eq!(shared_record(&Ok(formed)), None);
     }
 
     #[test]
