@@ -11,25 +11,6 @@ use common::*;
 
 const KEYS: usize = 2000;
 
-fn run(nodes: &[RedisNode]) -> Run {
-    let list = node_list(nodes);
-    bootstrap(&[
-        ("BOOTSTRAP_NODES", list.as_str()),
-        ("BOOTSTRAP_READY_TIMEOUT", "10s"),
-        ("BOOTSTRAP_CONVERGE_TIMEOUT", "60s"),
-    ])
-}
-
-/// Six nodes formed by the binary, holding [`KEYS`] keys written through a cluster client.
-fn formed_with_keys(block: u8, rt: &tokio::runtime::Runtime) -> Vec<RedisNode> {
-    let nodes = start_nodes(block, 6);
-    let first = run(&nodes);
-    assert_eq!(first.code, 0, "{first:?}");
-    rt.block_on(write_keys(&nodes, KEYS));
-    wait_replicated(&nodes);
-    nodes
-}
-
 /// Stops every pod, then starts pod `i` from its own data dir on `addresses[i]`.
 fn restart_all_on(nodes: &mut [RedisNode], addresses: &[String]) {
     for n in nodes.iter_mut() {
@@ -43,14 +24,14 @@ fn restart_all_on(nodes: &mut [RedisNode], addresses: &[String]) {
 /// The repair run exits 0, re-meshes, leaves a cluster `redis-cli --cluster check` accepts with
 /// every key; the run after it changes nothing.
 fn repaired(nodes: &[RedisNode], rt: &tokio::runtime::Runtime) -> Run {
-    let repair = run(nodes);
+    let repair = run_static(nodes);
     assert_eq!(repair.code, 0, "{repair:?}");
     assert!(repair.stdout.contains("decision=reconnect"), "{repair:?}");
     let (ok, text) = cluster_check(&nodes[0]);
     assert!(ok, "{text}");
     assert_eq!(rt.block_on(read_keys(nodes, KEYS)), KEYS);
     reset_stats(nodes);
-    let again = run(nodes);
+    let again = run_static(nodes);
     assert_eq!(again.code, 0, "{again:?}");
     assert!(again.stdout.contains("decision=formed"), "{again:?}");
     assert_no_writes(nodes);
@@ -65,7 +46,7 @@ fn shuffled(block: u8, moved: &[usize]) -> Vec<String> {
 #[test]
 fn two_replicas_that_swapped_addresses_are_re_meshed() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let mut nodes = formed_with_keys(110, &rt);
+    let mut nodes = formed_with_keys(110, KEYS, &rt);
     restart_all_on(&mut nodes, &shuffled(110, &[0, 1, 2, 3, 5, 4]));
     let repair = repaired(&nodes, &rt);
     // Whether a node still shows the old address or already holds the pod as `noaddr` depends
@@ -84,7 +65,7 @@ fn two_replicas_that_swapped_addresses_are_re_meshed() {
 #[test]
 fn a_master_and_its_own_replica_that_swapped_addresses_are_re_meshed() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let mut nodes = formed_with_keys(111, &rt);
+    let mut nodes = formed_with_keys(111, KEYS, &rt);
     let roles = own_roles(&nodes);
     restart_all_on(&mut nodes, &shuffled(111, &[3, 1, 2, 0, 4, 5]));
     repaired(&nodes, &rt);
@@ -98,7 +79,7 @@ fn a_master_and_its_own_replica_that_swapped_addresses_are_re_meshed() {
 #[test]
 fn a_rotation_of_three_pods_is_re_meshed() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let mut nodes = formed_with_keys(112, &rt);
+    let mut nodes = formed_with_keys(112, KEYS, &rt);
     restart_all_on(&mut nodes, &shuffled(112, &[0, 2, 3, 1, 4, 5]));
     repaired(&nodes, &rt);
 }
@@ -108,7 +89,7 @@ fn a_rotation_of_three_pods_is_re_meshed() {
 #[test]
 fn a_failover_that_finished_while_the_master_was_down_is_settled_by_epoch() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let mut nodes = formed_with_keys(113, &rt);
+    let mut nodes = formed_with_keys(113, KEYS, &rt);
     nodes[0].kill();
     wait_until("pod 3 to take over", Duration::from_secs(30), || {
         nodes[3].cli(&["role"]).starts_with("master")

@@ -11,25 +11,6 @@ use common::*;
 
 const KEYS: usize = 1000;
 
-fn run(nodes: &[RedisNode]) -> Run {
-    let list = node_list(nodes);
-    bootstrap(&[
-        ("BOOTSTRAP_NODES", list.as_str()),
-        ("BOOTSTRAP_READY_TIMEOUT", "10s"),
-        ("BOOTSTRAP_CONVERGE_TIMEOUT", "60s"),
-    ])
-}
-
-/// Six nodes formed by the binary, holding [`KEYS`] keys, every replica caught up.
-fn formed_with_keys(block: u8, rt: &tokio::runtime::Runtime) -> Vec<RedisNode> {
-    let nodes = start_nodes(block, 6);
-    let first = run(&nodes);
-    assert_eq!(first.code, 0, "{first:?}");
-    rt.block_on(write_keys(&nodes, KEYS));
-    wait_replicated(&nodes);
-    nodes
-}
-
 /// SIGKILLs pod `pod` and deletes what a lost volume loses: `nodes.conf`, the AOF and any RDB.
 fn wipe(node: &mut RedisNode) {
     node.kill();
@@ -58,7 +39,7 @@ fn wait_failed(others: &[&RedisNode], id: &str) {
 /// The replace run exits 0 with `decision=replace`; `redis-cli --cluster check` is clean, every key
 /// reads back, no node knows `lost` any more, and the run after it is a strict no-op.
 fn replaced(nodes: &[RedisNode], lost: &str, rt: &tokio::runtime::Runtime) -> Run {
-    let replace = run(nodes);
+    let replace = run_static(nodes);
     assert_eq!(replace.code, 0, "{replace:?}");
     assert!(replace.stdout.contains("decision=replace"), "{replace:?}");
     assert!(
@@ -77,7 +58,7 @@ fn replaced(nodes: &[RedisNode], lost: &str, rt: &tokio::runtime::Runtime) -> Ru
     wait_replicated(nodes);
     assert_eq!(rt.block_on(read_keys(nodes, KEYS)), KEYS);
     reset_stats(nodes);
-    let again = run(nodes);
+    let again = run_static(nodes);
     assert_eq!(again.code, 0, "{again:?}");
     assert!(again.stdout.contains("decision=formed"), "{again:?}");
     assert_no_writes(nodes);
@@ -93,7 +74,7 @@ fn role_of(nodes: &[RedisNode], pod: usize) -> (String, String) {
 #[test]
 fn a_replica_whose_volume_was_lost_is_replaced() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let mut nodes = formed_with_keys(180, &rt);
+    let mut nodes = formed_with_keys(180, KEYS, &rt);
     let lost = nodes[4].id();
     let master = role_of(&nodes, 4).1;
     wipe(&mut nodes[4]);
@@ -110,7 +91,7 @@ fn a_replica_whose_volume_was_lost_is_replaced() {
 #[test]
 fn a_master_lost_after_its_replica_took_over_comes_back_as_that_replicas_replica() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let mut nodes = formed_with_keys(181, &rt);
+    let mut nodes = formed_with_keys(181, KEYS, &rt);
     let lost = nodes[0].id();
     let heir = (1..6)
         .find(|&i| role_of(&nodes, i).1 == lost)
@@ -133,7 +114,7 @@ fn a_master_lost_after_its_replica_took_over_comes_back_as_that_replicas_replica
 #[test]
 fn a_master_and_its_replica_both_lost_are_refused_without_a_command() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let mut nodes = formed_with_keys(182, &rt);
+    let mut nodes = formed_with_keys(182, KEYS, &rt);
     let lost = nodes[0].id();
     let replica = (1..6)
         .find(|&i| role_of(&nodes, i).1 == lost)
@@ -150,7 +131,7 @@ fn a_master_and_its_replica_both_lost_are_refused_without_a_command() {
         nodes[i].restart_on(&ip(182, i), &Options::default());
     }
     reset_stats(&nodes);
-    let refused = run(&nodes);
+    let refused = run_static(&nodes);
     assert_eq!(refused.code, 3, "{refused:?}");
     for word in [
         lost.as_str(),

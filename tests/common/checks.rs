@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{RedisNode, topology};
+use super::{RedisNode, Run, bootstrap, node_list, start_nodes, topology};
 
 /// Cluster commands that change state; none may appear in a dry run or a no-op run.
 pub const WRITES: [&str; 5] = [
@@ -119,4 +119,25 @@ pub fn wait_replicated(nodes: &[RedisNode]) {
             }
         })
     });
+}
+
+/// Runs the binary in static mode on these nodes, with the timeouts the real-node tests use.
+pub fn run_static(nodes: &[RedisNode]) -> Run {
+    let list = node_list(nodes);
+    bootstrap(&[
+        ("BOOTSTRAP_NODES", list.as_str()),
+        ("BOOTSTRAP_READY_TIMEOUT", "10s"),
+        ("BOOTSTRAP_CONVERGE_TIMEOUT", "60s"),
+    ])
+}
+
+/// Six nodes formed by the binary, holding `keys` keys written through a cluster client, every
+/// replica caught up.
+pub fn formed_with_keys(block: u8, keys: usize, rt: &tokio::runtime::Runtime) -> Vec<RedisNode> {
+    let nodes = start_nodes(block, 6);
+    let first = run_static(&nodes);
+    assert_eq!(first.code, 0, "{first:?}");
+    rt.block_on(write_keys(&nodes, keys));
+    wait_replicated(&nodes);
+    nodes
 }
