@@ -120,13 +120,17 @@ fn a_master_and_its_replica_both_lost_are_refused_without_a_command() {
         .find(|&i| role_of(&nodes, i).1 == lost)
         .expect("a replica of pod 0");
     let slots = own_roles(&nodes).swap_remove(0).3;
+    let lost_replica = nodes[replica].id();
     wipe(&mut nodes[0]);
     wipe(&mut nodes[replica]);
     let others: Vec<&RedisNode> = (0..6)
         .filter(|&i| i != 0 && i != replica)
         .map(|i| &nodes[i])
         .collect();
+    // Both lost IDs flagged `fail`: until then a node still counts the replica as a live member
+    // of another cluster, a different refusal.
     wait_failed(&others, &lost);
+    wait_failed(&others, &lost_replica);
     for i in [0, replica] {
         nodes[i].restart_on(&ip(182, i), &Options::default());
     }
