@@ -222,6 +222,21 @@ class Poller:
 # Nodes
 
 
+def start_node(ip, d, timeout_ms, sync_delay):
+    """One redis-server on `ip` with data directory `d`: the guide's redis.conf as arguments."""
+    args = [
+        "redis-server", "--port", "6379", "--bind", ip, "--bind-source-addr", ip,
+        "--protected-mode", "no", "--cluster-enabled", "yes",
+        "--cluster-config-file", "nodes.conf",
+        "--cluster-node-timeout", str(timeout_ms), "--appendonly", "yes",
+        "--dir", d, "--logfile", "redis.log", "--daemonize", "no",
+    ]
+    if sync_delay is not None:
+        args += ["--repl-diskless-sync-delay", str(sync_delay)]
+    return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
 class Cluster:
     """N fresh redis-server processes in a new temporary directory; kill() removes everything."""
 
@@ -234,19 +249,7 @@ class Cluster:
                 d = os.path.join(self.dir, f"redis-app-{i}")
                 os.mkdir(d)
                 # The guide's redis.conf, one loopback IP per "pod".
-                args = [
-                    "redis-server", "--port", "6379", "--bind", ip, "--bind-source-addr", ip,
-                    "--protected-mode", "no", "--cluster-enabled", "yes",
-                    "--cluster-config-file", "nodes.conf",
-                    "--cluster-node-timeout", str(timeout_ms), "--appendonly", "yes",
-                    "--dir", d, "--logfile", "redis.log", "--daemonize", "no",
-                ]
-                if sync_delay is not None:
-                    args += ["--repl-diskless-sync-delay", str(sync_delay)]
-                self.procs.append(
-                    subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-                )
+                self.procs.append(start_node(ip, d, timeout_ms, sync_delay))
             self._wait_up()
         except BaseException:
             self.kill()

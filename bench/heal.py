@@ -31,21 +31,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402  (the formation benchmark: nodes, poller, RESP client)
 
 
-def start_node(ip, d, timeout_ms, sync_delay):
-    """One redis-server on `ip` with data directory `d`, the same arguments as bench.Cluster's."""
-    args = [
-        "redis-server", "--port", "6379", "--bind", ip, "--bind-source-addr", ip,
-        "--protected-mode", "no", "--cluster-enabled", "yes",
-        "--cluster-config-file", "nodes.conf",
-        "--cluster-node-timeout", str(timeout_ms), "--appendonly", "yes",
-        "--dir", d, "--logfile", "redis.log", "--daemonize", "no",
-    ]
-    if sync_delay is not None:
-        args += ["--repl-diskless-sync-delay", str(sync_delay)]
-    return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-
-
 def restart_all(cluster, addresses, timeout_ms, sync_delay):
     """Kills every node of `cluster` and starts each again from its data directory on a new IP."""
     for p in cluster.procs:
@@ -53,7 +38,7 @@ def restart_all(cluster, addresses, timeout_ms, sync_delay):
     for p in cluster.procs:
         p.wait()
     cluster.procs = [
-        start_node(ip, os.path.join(cluster.dir, f"redis-app-{i}"), timeout_ms, sync_delay)
+        bench.start_node(ip, os.path.join(cluster.dir, f"redis-app-{i}"), timeout_ms, sync_delay)
         for i, ip in enumerate(addresses)
     ]
     cluster.addresses = addresses

@@ -141,3 +141,12 @@ pub fn formed_with_keys(block: u8, keys: usize, rt: &tokio::runtime::Runtime) ->
     wait_replicated(&nodes);
     nodes
 }
+
+/// The run after a repair: exit 0, `decision=formed`, and not one write command on any node.
+pub fn assert_next_run_is_a_no_op(nodes: &[RedisNode]) {
+    reset_stats(nodes);
+    let again = run_static(nodes);
+    assert_eq!(again.code, 0, "{again:?}");
+    assert!(again.stdout.contains("decision=formed"), "{again:?}");
+    assert_no_writes(nodes);
+}
