@@ -69,6 +69,23 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "unset",
         "ACL user sent with the password (AUTH user password); needs BOOTSTRAP_PASSWORD",
     ),
+    // Named here so components/tls's Job may set them; the TLS support (branch issue-14-tls)
+    // reads and validates them.
+    (
+        "BOOTSTRAP_TLS_CA_FILE",
+        "unset",
+        "CA bundle: speak TLS to every node and verify its certificate and name",
+    ),
+    (
+        "BOOTSTRAP_TLS_CERT_FILE",
+        "unset",
+        "client certificate, for nodes that ask for one",
+    ),
+    (
+        "BOOTSTRAP_TLS_KEY_FILE",
+        "unset",
+        "the client certificate's key",
+    ),
     (
         "BOOTSTRAP_LOG_FORMAT",
         "text",
