@@ -95,6 +95,35 @@ fn assert_replication_links_up(nodes: &[RedisNode]) {
     assert_eq!(replicas, 3);
 }
 
+/// Since the nodes started, nothing reached them but what `src/commands.rs` lists (and AUTH, and
+/// what replicas and masters send each other): `INFO commandstats` is only counted after it ran,
+/// so this first call sees the bootstrap's run alone.
+fn assert_only_listed_commands(nodes: &[RedisNode]) {
+    let listed: Vec<&str> = commands::SENT
+        .iter()
+        .chain(commands::RUN_BY_MIGRATE)
+        .chain(commands::REPLICATION)
+        .map(|(name, _)| *name)
+        .chain(["auth"])
+        .collect();
+    let mut meets = 0;
+    for node in nodes {
+        let stats = node.cli(&["info", "commandstats"]);
+        for line in stats.lines().filter_map(|l| l.strip_prefix("cmdstat_")) {
+            let (name, counts) = line.split_once(':').unwrap();
+            assert!(listed.contains(&name), "{} got {name}: {line}", node.addr);
+            // A replica's handshake sends PING before AUTH, and takes the NOAUTH as an answer.
+            if name != "ping" {
+                assert!(counts.contains("rejected_calls=0"), "{}: {line}", node.addr);
+            }
+            if name == "cluster|meet" {
+                meets += 1;
+            }
+        }
+    }
+    assert!(meets > 0, "the repair sent no CLUSTER MEET");
+}
+
 /// Keys written and read through a cluster client as the application user.
 async fn app_round_trip(nodes: &[RedisNode]) {
     let urls: Vec<String> = nodes
@@ -140,6 +169,7 @@ fn the_bootstrap_user_forms_re_runs_and_re_meshes_after_a_full_restart() {
     let repair = run_static(&nodes);
     assert_eq!(repair.code, 0, "{repair:?}");
     assert!(repair.stdout.contains("decision=reconnect"), "{repair:?}");
+    assert_only_listed_commands(&nodes);
     let (ok, text) = cluster_check(&nodes[0]);
     assert!(ok, "{text}");
     assert_eq!(rt.block_on(read_keys(&nodes, KEYS)), KEYS);
