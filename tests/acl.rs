@@ -5,7 +5,7 @@
 //! harness itself logs in as a test-only `admin` user.
 //!
 //! The bootstrap user forms the cluster, re-runs it as a no-op, re-meshes it after a full restart
-//! on new addresses and replaces a wiped replica; it moves a slot with `MIGRATE ... AUTH2` as
+//! on new addresses (sending nothing outside the list) and replaces a wiped replica; it moves a slot with `MIGRATE ... AUTH2` as
 //! itself (what the grow and shrink code will do); it cannot `GET`, `SET`, `KEYS` or `FLUSHALL`.
 
 mod common;
@@ -14,7 +14,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::*;
+use redis_cluster_bootstrap::ExitCode;
+use redis_cluster_bootstrap::client::Client;
 use redis_cluster_bootstrap::commands;
+use redis_cluster_bootstrap::credentials::Credentials;
+use redis_cluster_bootstrap::node::Node;
 
 const KEYS: usize = 500;
 const BOOTSTRAP: (&str, &str) = ("bootstrap", "b00tstrap-pw");
@@ -97,7 +101,7 @@ fn assert_replication_links_up(nodes: &[RedisNode]) {
 
 /// Since the nodes started, nothing reached them but what `src/commands.rs` lists (and AUTH, and
 /// what replicas and masters send each other): `INFO commandstats` is only counted after it ran,
-/// so this first call sees the bootstrap's run alone.
+/// so this first call after a run sees that run alone.
 fn assert_only_listed_commands(nodes: &[RedisNode]) {
     let listed: Vec<&str> = commands::SENT
         .iter()
@@ -121,7 +125,7 @@ fn assert_only_listed_commands(nodes: &[RedisNode]) {
             }
         }
     }
-    assert!(meets > 0, "the repair sent no CLUSTER MEET");
+    assert!(meets > 0, "the run sent no CLUSTER MEET");
 }
 
 /// Keys written and read through a cluster client as the application user.
@@ -154,7 +158,13 @@ fn the_bootstrap_user_forms_re_runs_and_re_meshes_after_a_full_restart() {
     let acl = tempfile::tempdir().unwrap();
     let options = acl_options(acl.path());
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let mut nodes = formed_with_keys_with(225, KEYS, &rt, &options);
+    let mut nodes = start_nodes_with(225, 6, &options);
+    let formed = run_static(&nodes);
+    assert_eq!(formed.code, 0, "{formed:?}");
+    assert!(formed.stdout.contains("decision=fresh"), "{formed:?}");
+    assert_only_listed_commands(&nodes);
+    rt.block_on(write_keys(&nodes, KEYS));
+    wait_replicated(&nodes);
     assert_replication_links_up(&nodes);
     rt.block_on(app_round_trip(&nodes));
     assert_next_run_is_a_no_op(&nodes);
@@ -247,6 +257,31 @@ fn the_bootstrap_user_moves_keys_with_migrate_but_cannot_read_or_write_them() {
             nopermission(node, args);
         }
     }
+    // The client refuses what is not in the list before sending it, even where the node would
+    // accept it: here, as the all-powerful `admin`.
+    let admin = Credentials::new(Some(ADMIN.0.into()), ADMIN.1.into());
+    let node = Node::new("node-0", nodes[0].addr);
+    let flushall = || {
+        let stats = nodes[0].cli(&["info", "commandstats"]);
+        stats
+            .lines()
+            .find(|l| l.starts_with("cmdstat_flushall:"))
+            .map(str::to_string)
+    };
+    // The NOPERM checks above already tried FLUSHALL (rejected); the client adds nothing to that.
+    let before = flushall();
+    let refused = rt.block_on(async {
+        let client = Client::connect(&node, Some(&admin)).await.unwrap();
+        client
+            .query::<String>(&redis::cmd("FLUSHALL"), "FLUSHALL")
+            .await
+    });
+    let err = refused.unwrap_err();
+    assert_eq!(err.exit_code(), ExitCode::Refused, "{err}");
+    assert!(err.to_string().contains("`flushall`"), "{err}");
+    assert_eq!(flushall(), before);
+    assert_ne!(nodes[0].cli(&["dbsize"]), "0");
+
     // `default` is off: without a user, nothing but AUTH.
     let anonymous = redis_cli(nodes[0].addr, None, &["get", "key:1"]);
     assert!(anonymous.starts_with("NOAUTH"), "{anonymous}");
