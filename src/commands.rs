@@ -33,7 +33,10 @@ pub const SENT: &[Entry] = &[
         "cluster|count-failure-reports",
         "form: does the replica know its master's ID yet (O(1), unlike CLUSTER NODES)",
     ),
-    ("ping", "a liveness check that touches nothing"),
+    (
+        "ping",
+        "not sent today: a liveness check that touches nothing, granted so a health check needs no ACL change",
+    ),
     // Form, re-mesh, replace.
     ("cluster|addslotsrange", "form: give a master its slots"),
     (
