@@ -55,6 +55,8 @@ missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v redis-cli >/dev/null || missing+=(redis-tools)
 command -v python3 >/dev/null || missing+=(python3)
+# tests/manifests_security.rs makes the certificates of its TLS run with it.
+command -v openssl >/dev/null || missing+=(openssl)
 # Debian splits venv (ensurepip) out of python3.
 python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then

@@ -1,5 +1,6 @@
 //! One connection to one node: a timeout on connecting and on every command, AUTH when a password
-//! is set, and errors that name the node.
+//! is set (with the ACL user when one is set), errors that name the node, and nothing sent that
+//! is not in the list of [`crate::commands`].
 
 use std::time::Duration;
 
@@ -8,6 +9,8 @@ use redis::{
     AsyncConnectionConfig, ConnectionAddr, FromRedisValue, IntoConnectionInfo, RedisConnectionInfo,
 };
 
+use crate::commands;
+use crate::credentials::Credentials;
 use crate::node::Node;
 use crate::{Error, Result};
 
@@ -22,14 +25,19 @@ pub struct Client {
     /// The node this connection reaches.
     pub node: Node,
     conn: MultiplexedConnection,
+    credentials: Option<Credentials>,
 }
 
 impl Client {
     /// Connects (and authenticates) once; see [`connect_all`] for retries.
-    pub async fn connect(node: &Node, password: Option<&str>) -> Result<Client> {
+    pub async fn connect(node: &Node, credentials: Option<&Credentials>) -> Result<Client> {
+        // No CLIENT SETINFO: it is not in the list, and Redis 7.0 does not know it.
         let mut redis = RedisConnectionInfo::default().set_skip_set_lib_name();
-        if let Some(pw) = password {
-            redis = redis.set_password(pw);
+        if let Some(credentials) = credentials {
+            redis = redis.set_password(credentials.password());
+            if let Some(user) = credentials.username() {
+                redis = redis.set_username(user);
+            }
         }
         let info = ConnectionAddr::Tcp(node.addr.ip().to_string(), node.addr.port())
             .into_connection_info()
@@ -42,39 +50,57 @@ impl Client {
         let conn = client
             .get_multiplexed_async_connection_with_config(&config)
             .await
-            .map_err(|e| classify(node, "connect", e))?;
+            .map_err(|e| classify(node, "connect", credentials, e))?;
         Ok(Client {
             node: node.clone(),
             conn,
+            credentials: credentials.cloned(),
         })
     }
 
     /// Sends one command; `what` names it in errors (never includes a secret).
+    /// Refused before sending (an internal error) when the command is not in
+    /// [`commands::SENT`].
     pub async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd, what: &str) -> Result<T> {
+        commands::check(cmd)?;
         let mut conn = self.conn.clone();
         cmd.query_async(&mut conn)
             .await
-            .map_err(|e| classify(&self.node, what, e))
+            .map_err(|e| self.classify(what, e))
     }
 
-    /// Sends a pipeline in one round trip.
+    /// Sends a pipeline in one round trip; nothing at all when one of its commands is not in
+    /// [`commands::SENT`].
     pub async fn pipeline<T: FromRedisValue>(
         &self,
         pipe: &redis::Pipeline,
         what: &str,
     ) -> Result<T> {
+        pipe.cmd_iter().try_for_each(commands::check)?;
         let mut conn = self.conn.clone();
         pipe.query_async(&mut conn)
             .await
-            .map_err(|e| classify(&self.node, what, e))
+            .map_err(|e| self.classify(what, e))
+    }
+
+    /// The credentials this connection authenticated with (`MIGRATE` authenticates to its target
+    /// with the same ones).
+    pub fn credentials(&self) -> Option<&Credentials> {
+        self.credentials.as_ref()
+    }
+
+    fn classify(&self, what: &str, e: redis::RedisError) -> Error {
+        classify(&self.node, what, self.credentials.as_ref(), e)
     }
 
     /// Sends several commands in one round trip. Redis runs every one of them, so each gets its
     /// own result, and an error names its own command; the outer error is the connection's.
+    /// Nothing at all is sent when one of them is not in [`commands::SENT`].
     pub async fn each(&self, commands: Vec<(redis::Cmd, &str)>) -> Result<Vec<Result<()>>> {
         let mut pipe = redis::pipe();
         let mut names = Vec::with_capacity(commands.len());
         for (cmd, what) in commands {
+            commands::check(&cmd)?;
             pipe.add_command(cmd);
             names.push(what);
         }
@@ -83,11 +109,11 @@ impl Client {
         let results: Vec<redis::RedisResult<redis::Value>> = pipe
             .query_async(&mut conn)
             .await
-            .map_err(|e| classify(&self.node, &names.join(", "), e))?;
+            .map_err(|e| self.classify(&names.join(", "), e))?;
         Ok(results
             .into_iter()
             .zip(names)
-            .map(|(result, what)| result.map(drop).map_err(|e| classify(&self.node, what, e)))
+            .map(|(result, what)| result.map(drop).map_err(|e| self.classify(what, e)))
             .collect())
     }
 }
@@ -96,27 +122,28 @@ impl Client {
 /// just rescheduled may take a moment to listen. Wrong passwords fail at once.
 pub async fn connect_all(
     nodes: &[Node],
-    password: Option<&str>,
+    credentials: Option<&Credentials>,
     timeout: Duration,
 ) -> Result<Vec<Client>> {
-    let attempts = nodes.iter().map(|node| async move {
-        let policy = backoff::ExponentialBackoff {
-            initial_interval: Duration::from_millis(100),
-            max_interval: Duration::from_secs(5),
-            max_elapsed_time: Some(timeout),
-            ..Default::default()
-        };
-        backoff::future::retry(policy, || async {
-            Client::connect(node, password).await.map_err(|e| match e {
+    let attempts =
+        nodes.iter().map(|node| async move {
+            let policy = backoff::ExponentialBackoff {
+                initial_interval: Duration::from_millis(100),
+                max_interval: Duration::from_secs(5),
+                max_elapsed_time: Some(timeout),
+                ..Default::default()
+            };
+            backoff::future::retry(policy, || async {
+                Client::connect(node, credentials).await.map_err(|e| match e {
                 Error::Unreachable { .. } => {
                     tracing::debug!(node = %node, error = %e, "not reachable yet, retrying");
                     backoff::Error::transient(e)
                 }
                 other => backoff::Error::permanent(other),
             })
-        })
-        .await
-    });
+            })
+            .await
+        });
     futures::future::join_all(attempts)
         .await
         .into_iter()
@@ -131,12 +158,32 @@ fn unreachable(node: &Node, source: redis::RedisError) -> Error {
     }
 }
 
-/// Sorts a Redis error into: our configuration (password), the node being unreachable, or the
-/// node refusing a command.
-fn classify(node: &Node, what: &str, e: redis::RedisError) -> Error {
+/// Sorts a Redis error into: our configuration (password, user, its ACL), the node being
+/// unreachable, or the node refusing a command.
+fn classify(
+    node: &Node,
+    what: &str,
+    credentials: Option<&Credentials>,
+    e: redis::RedisError,
+) -> Error {
     if e.kind() == redis::ErrorKind::AuthenticationFailed || e.code() == Some("WRONGPASS") {
+        return Error::Config(match credentials.and_then(Credentials::username) {
+            Some(user) => format!(
+                "BOOTSTRAP_USERNAME/BOOTSTRAP_PASSWORD are rejected by {node}: set them to an ACL \
+                 user of the nodes (is user {user:?} defined and `on` there, with this password?)"
+            ),
+            None => format!(
+                "BOOTSTRAP_PASSWORD is rejected by {node}: set it to the nodes' requirepass"
+            ),
+        });
+    }
+    // The user exists but its ACL lacks a command the tool sends: configuration, not a retry.
+    if e.code() == Some("NOPERM") {
+        let vars = credentials.map_or("BOOTSTRAP_USERNAME", Credentials::variables);
         return Error::Config(format!(
-            "BOOTSTRAP_PASSWORD is rejected by {node}: set it to the nodes' requirepass"
+            "{vars}: {node} denies `{what}` to this user ({}): grant it the rules printed by \
+             `redis-cluster-bootstrap --print-acl`",
+            e.detail().unwrap_or("NOPERM")
         ));
     }
     if e.code() == Some("NOAUTH") {

@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::Error;
+use crate::credentials::Credentials;
 use crate::node::HostPort;
 
 /// The prefix of every variable.
@@ -64,6 +65,28 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "password sent with AUTH to every node",
     ),
     (
+        "BOOTSTRAP_USERNAME",
+        "unset",
+        "ACL user sent with the password (AUTH user password); needs BOOTSTRAP_PASSWORD",
+    ),
+    // Named here so components/tls's Job may set them; the TLS support (branch issue-14-tls)
+    // reads and validates them.
+    (
+        "BOOTSTRAP_TLS_CA_FILE",
+        "unset",
+        "CA bundle: speak TLS to every node and verify its certificate and name",
+    ),
+    (
+        "BOOTSTRAP_TLS_CERT_FILE",
+        "unset",
+        "client certificate, for nodes that ask for one",
+    ),
+    (
+        "BOOTSTRAP_TLS_KEY_FILE",
+        "unset",
+        "the client certificate's key",
+    ),
+    (
         "BOOTSTRAP_LOG_FORMAT",
         "text",
         "text for people, json for log pipelines",
@@ -107,8 +130,8 @@ pub struct Settings {
     pub nodes: Option<Vec<HostPort>>,
     /// A DNS server to use instead of the system's.
     pub dns_server: Option<SocketAddr>,
-    /// Password for AUTH.
-    pub password: Option<String>,
+    /// AUTH: a password, with an ACL user when one is set.
+    pub credentials: Option<Credentials>,
     /// Text or JSON output.
     pub log_format: LogFormat,
     /// Observe and plan only.
@@ -129,7 +152,7 @@ impl std::fmt::Debug for Settings {
             .field("converge_timeout", &self.converge_timeout)
             .field("nodes", &self.nodes)
             .field("dns_server", &self.dns_server)
-            .field("password", &self.password.as_ref().map(|_| "<set>"))
+            .field("credentials", &self.credentials)
             .field("log_format", &self.log_format)
             .field("dry_run", &self.dry_run)
             .finish()
@@ -150,6 +173,7 @@ struct Raw {
     nodes: Option<String>,
     dns_server: Option<String>,
     password: Option<String>,
+    username: Option<String>,
     log_format: Option<String>,
     dry_run: Option<String>,
 }
@@ -223,6 +247,7 @@ impl Settings {
                 })
             })
             .transpose()?;
+        let credentials = credentials(raw.username, raw.password)?;
         let log_format = match raw.log_format.as_deref().map(str::trim) {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
@@ -257,7 +282,7 @@ impl Settings {
             converge_timeout,
             nodes,
             dns_server,
-            password: raw.password,
+            credentials,
             log_format,
             dry_run,
         })
@@ -345,6 +370,31 @@ fn domain(var: &str, value: String) -> Result<String, Error> {
     }
 }
 
+/// A user needs a password: without one, `AUTH` cannot name the user at all.
+fn credentials(
+    username: Option<String>,
+    password: Option<String>,
+) -> Result<Option<Credentials>, Error> {
+    match (username, password) {
+        (None, None) => Ok(None),
+        (None, Some(password)) => Ok(Some(Credentials::new(None, password))),
+        (Some(_), None) => Err(Error::Config(
+            "BOOTSTRAP_USERNAME is set but BOOTSTRAP_PASSWORD is not: expected both (an ACL user and its password), \
+             or BOOTSTRAP_PASSWORD alone (requirepass)"
+                .into(),
+        )),
+        (Some(user), Some(password)) => {
+            let user = user.trim().to_string();
+            if user.is_empty() || user.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(Error::Config(format!(
+                    "BOOTSTRAP_USERNAME={user:?} is not valid: expected an ACL user name without spaces"
+                )));
+            }
+            Ok(Some(Credentials::new(Some(user), password)))
+        }
+    }
+}
+
 fn port(var: &str, value: &str) -> Result<u16, Error> {
     value
         .trim()
@@ -405,7 +455,8 @@ fn node_list(value: &str) -> Result<Vec<HostPort>, Error> {
 /// The text of `--help`.
 pub fn help() -> String {
     let mut text = format!(
-        "{} {}\n{}\n\nUsage: redis-cluster-bootstrap [--help | --version]\n\n\
+        "{} {}\n{}\n\nUsage: redis-cluster-bootstrap [--help | --version | --print-acl]\n\n\
+         --print-acl prints the ACL users it needs (bootstrap, replication).\n\n\
          Configuration comes from the environment only:\n\n",
         env!("CARGO_PKG_NAME"),
         env!("CARGO_PKG_VERSION"),
@@ -517,6 +568,30 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("BOOTSTRAP_X"), "{err}");
+    }
+
+    #[test]
+    fn a_username_needs_a_password() {
+        let err = settings(&[("BOOTSTRAP_USERNAME", "bootstrap")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("BOOTSTRAP_USERNAME"), "{err}");
+        assert!(err.contains("BOOTSTRAP_PASSWORD"), "{err}");
+        let s = settings(&[
+            ("BOOTSTRAP_USERNAME", "bootstrap"),
+            ("BOOTSTRAP_PASSWORD", "hunter2"),
+        ])
+        .unwrap();
+        let credentials = s.credentials.unwrap();
+        assert_eq!(credentials.username(), Some("bootstrap"));
+        assert_eq!(credentials.password(), "hunter2");
+        let err = settings(&[
+            ("BOOTSTRAP_USERNAME", "boot strap"),
+            ("BOOTSTRAP_PASSWORD", "x"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("BOOTSTRAP_USERNAME"), "{err}");
     }
 
     #[test]

@@ -88,6 +88,11 @@ pub enum Error {
     /// The ServiceAccount lacks a permission: a configuration problem.
     #[error("Kubernetes API: forbidden: {0}")]
     Forbidden(String),
+
+    /// The tool was about to do something it must never do (a command outside
+    /// `src/commands.rs`): a bug. Nothing was sent; a person must look, as for a refusal.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl Error {
@@ -95,7 +100,7 @@ impl Error {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             Error::Config(_) | Error::Forbidden(_) => ExitCode::BadConfig,
-            Error::Refused(_) => ExitCode::Refused,
+            Error::Refused(_) | Error::Internal(_) => ExitCode::Refused,
             Error::Unreachable { .. }
             | Error::Command { .. }
             | Error::Timeout { .. }

@@ -13,7 +13,8 @@
 //! - [`telemetry`]: logging (text or JSON), set up once.
 //! - [`kubernetes`]: finds the StatefulSet, waits for it to be Ready with a watch.
 //! - [`resolve`]: turns pod and host names into addresses over DNS.
-//! - [`client`]: one connection to one node, with timeouts and AUTH.
+//! - [`client`]: one connection to one node, with timeouts and AUTH ([`credentials`]); it sends
+//!   only the commands of [`commands`], the one list the production ACL user is built from.
 //! - [`observe`]: reads what every node knows of itself and of the cluster.
 //! - [`plan`]: pure code that turns the observations into a decision and a list of steps, with
 //!   [`layout`] (who is master of which slots, who replicates whom; [`plan::placement`] pairs them
@@ -32,8 +33,10 @@
 pub mod agreement;
 pub mod client;
 pub mod cluster_nodes;
+pub mod commands;
 pub mod config;
 pub mod converge;
+pub mod credentials;
 mod error;
 pub mod form;
 pub mod kubernetes;

@@ -3,6 +3,7 @@
 
 use std::process::ExitCode;
 
+use redis_cluster_bootstrap::commands;
 use redis_cluster_bootstrap::config::{self, LogFormat, Settings};
 use redis_cluster_bootstrap::shutdown::Shutdown;
 use redis_cluster_bootstrap::{Error, one_line, run, telemetry};
@@ -16,6 +17,12 @@ fn main() -> ExitCode {
         None => {}
         Some(arg) if arg == "-h" || arg == "--help" => {
             print!("{}", config::help());
+            return ExitCode::SUCCESS;
+        }
+        // The ACL users the production overlay defines, built from the list of commands the
+        // tool sends (src/commands.rs).
+        Some(arg) if arg == "--print-acl" => {
+            print!("{}", commands::print_acl());
             return ExitCode::SUCCESS;
         }
         Some(arg) if arg == "-V" || arg == "--version" => {

@@ -114,7 +114,7 @@ pub async fn bootstrap(
         shutdown,
         "connect",
         NOTHING_CHANGED,
-        client::connect_all(nodes, settings.password.as_deref(), settings.ready_timeout),
+        client::connect_all(nodes, settings.credentials.as_ref(), settings.ready_timeout),
     )
     .await?;
     timer.done("connect");

@@ -3,20 +3,21 @@
 //! k8s-openapi types. Each test checks one claim: a value the guide sets, a fix the guide needs, or an
 //! agreement with the binary itself (its variables, its exit codes, the API calls it makes).
 //!
-//! Needs `kubectl` (kustomize is built in) and, for the production password test, `redis-server`
-//! and `redis-cli`.
+//! Needs `kubectl` (kustomize is built in). The security settings (TLS, ACL users, the
+//! NetworkPolicy, ...) are checked in tests/manifests_security.rs.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
     ConfigMap, Container, EnvVar, Namespace, PodSpec, Service, ServiceAccount,
 };
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::api::storage::v1::StorageClass;
@@ -221,12 +222,6 @@ fn env<'a>(container: &'a Container, name: &str) -> Option<&'a EnvVar> {
     container.env.iter().flatten().find(|e| e.name == name)
 }
 
-/// (secret name, key) of a variable set from a Secret.
-fn secret_ref(var: &EnvVar) -> Option<(String, String)> {
-    let source = var.value_from.as_ref()?.secret_key_ref.as_ref()?;
-    Some((source.name.clone(), source.key.clone()))
-}
-
 fn strings(list: &Option<Vec<String>>) -> Vec<&str> {
     list.iter().flatten().map(String::as_str).collect()
 }
@@ -292,30 +287,6 @@ fn bootstrap_image_set_by(dir: &str) -> String {
     }
 }
 
-/// The process of a command, killed when dropped.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn redis_cli(socket: &Path, password: Option<&str>, args: &[&str]) -> String {
-    let mut command = Command::new("redis-cli");
-    command.arg("-s").arg(socket).args(args);
-    command.env_remove("REDISCLI_AUTH");
-    if let Some(password) = password {
-        command.env("REDISCLI_AUTH", password);
-    }
-    let output = command.output().expect(
-        "redis-cli is not installed: the production password test runs the overlay's startup \
-         script against a real redis-server; install redis-tools / redis-server",
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
 // ---------------------------------------------------------------------------------------------
 // Every rendering
 // ---------------------------------------------------------------------------------------------
@@ -379,8 +350,11 @@ fn every_rendering_parses_into_k8s_openapi_types_without_losing_a_field() {
                     round_trip::<ClusterRoleBinding>(doc, dir)
                 }
                 ("policy/v1", "PodDisruptionBudget") => round_trip::<PodDisruptionBudget>(doc, dir),
+                ("networking.k8s.io/v1", "NetworkPolicy") => round_trip::<NetworkPolicy>(doc, dir),
                 // A Traefik CRD: no k8s-openapi type; checked field by field below.
                 ("traefik.io/v1alpha1", "IngressRouteTCP") => {}
+                // cert-manager's CRDs (components/tls): checked in tests/manifests_security.rs.
+                ("cert-manager.io/v1", "Certificate" | "Issuer") => {}
                 (api_version, kind) => panic!("{dir}: unexpected object {api_version} {kind}"),
             }
         }
@@ -405,6 +379,7 @@ fn the_base_holds_every_object_of_the_guide_plus_the_job() {
         ("ConfigMap", "redis-conf"),
         ("Service", "redis-service"),
         ("StatefulSet", "redis-app"),
+        ("NetworkPolicy", "redis"),
         ("IngressRouteTCP", "redis"),
         ("ServiceAccount", "redis-cluster-bootstrap"),
         ("Role", "redis-cluster-bootstrap"),
@@ -1352,189 +1327,6 @@ fn production_has_a_disruption_budget_and_bigger_resources() {
         .unwrap();
     let storage = quantity(&claim.resources.unwrap().requests.unwrap()["storage"]);
     assert!(storage > quantity(&Quantity("1Gi".into())));
-}
-
-/// production: one Secret feeds requirepass/masterauth (through the startup script), the probes
-/// (REDISCLI_AUTH) and BOOTSTRAP_PASSWORD; it is referenced, never rendered, and no command line
-/// expands it with Kubernetes' $(VAR) syntax.
-#[test]
-fn production_wires_one_secret_to_redis_the_probes_and_the_job() {
-    let production = render(PRODUCTION);
-    assert!(
-        production.all_values("Secret").is_empty(),
-        "a password in the repository"
-    );
-    let redis = redis_container(&production.statefulset());
-    let job = production.job();
-    let bootstrap = bootstrap_container(&job);
-    let auth = env(&redis, "REDISCLI_AUTH").expect("REDISCLI_AUTH on redis");
-    let password = env(&bootstrap, "BOOTSTRAP_PASSWORD").expect("BOOTSTRAP_PASSWORD on the Job");
-    let secret = secret_ref(auth).expect("REDISCLI_AUTH from a Secret");
-    assert_eq!(secret_ref(password), Some(secret.clone()));
-
-    let script = strings(&redis.args).join("\n");
-    assert!(
-        script.contains("requirepass \"$REDISCLI_AUTH\""),
-        "{script}"
-    );
-    assert!(script.contains("masterauth \"$REDISCLI_AUTH\""), "{script}");
-    for container in [&redis, &bootstrap] {
-        let argv = [strings(&container.command), strings(&container.args)]
-            .concat()
-            .join(" ");
-        for var in container
-            .env
-            .iter()
-            .flatten()
-            .filter(|v| secret_ref(v).is_some())
-        {
-            assert!(
-                !argv.contains(&format!("$({})", var.name)),
-                "{}: $({}) puts the password on the command line",
-                container.name,
-                var.name
-            );
-        }
-    }
-    // The base has no password at all.
-    assert!(
-        env(
-            &redis_container(&render(BASE).statefulset()),
-            "REDISCLI_AUTH"
-        )
-        .is_none()
-    );
-}
-
-/// The production container, run for real: redis-server requires the password and replicates with
-/// it, the readiness probe authenticates, and the password is nowhere in redis-server's argv.
-#[test]
-fn production_password_reaches_redis_but_never_its_command_line() {
-    let password = "t3st-Pa55.word_~+/=";
-    let production = render(PRODUCTION);
-    let redis = redis_container(&production.statefulset());
-    let dir = tempfile::tempdir().unwrap();
-    let socket = dir.path().join("redis.sock");
-    let conf = dir.path().join("redis.conf");
-
-    // The rendered redis.conf, on a Unix socket in a temporary directory instead of port 6379 and
-    // /var/lib/redis; set-proc-title no keeps argv as it was given.
-    let config_map: ConfigMap = production.one();
-    let data = dir.path().to_str().unwrap();
-    let rendered_conf = config_map.data.unwrap()["redis.conf"]
-        .replace("/var/lib/redis", data)
-        .replace(
-            "port 6379",
-            &format!("port 0\nunixsocket {}", socket.display()),
-        );
-    std::fs::write(&conf, format!("{rendered_conf}\nset-proc-title no\n")).unwrap();
-
-    let localize = |s: &str| s.replace("/etc/redis/redis.conf", conf.to_str().unwrap());
-    let command: Vec<String> = [strings(&redis.command), strings(&redis.args)]
-        .concat()
-        .into_iter()
-        .map(localize)
-        .collect();
-    let child = Command::new(&command[0])
-        .args(&command[1..])
-        .env("REDISCLI_AUTH", password)
-        .env("POD_IP", "127.0.0.1")
-        .env("POD_NAME", "redis-app-0")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the container's command runs");
-    let server = Running(child);
-
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while redis_cli(&socket, None, &["ping"]).is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "redis-server did not start from the production command (is redis-server installed?)"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-
-    // The shell exec'd redis-server: same pid, and its argv has the config path only.
-    let argv = std::fs::read(format!("/proc/{}/cmdline", server.0.id())).unwrap();
-    let argv = String::from_utf8_lossy(&argv).replace('\0', " ");
-    assert!(argv.starts_with("redis-server "), "{argv}");
-    assert!(
-        !argv.contains(password),
-        "the password is on the command line: {argv}"
-    );
-
-    assert!(redis_cli(&socket, None, &["ping"]).contains("NOAUTH"));
-    // The announced address and name reach redis-server through the shell as in the base.
-    assert_eq!(
-        redis_cli(
-            &socket,
-            Some(password),
-            &["config", "get", "cluster-announce-ip"]
-        ),
-        "cluster-announce-ip\n127.0.0.1\n"
-    );
-    assert_eq!(
-        redis_cli(
-            &socket,
-            Some(password),
-            &["config", "get", "cluster-announce-hostname"]
-        ),
-        "cluster-announce-hostname\nredis-app-0\n"
-    );
-    assert_eq!(
-        redis_cli(&socket, Some(password), &["config", "get", "requirepass"]),
-        format!("requirepass\n{password}\n")
-    );
-    assert_eq!(
-        redis_cli(&socket, Some(password), &["config", "get", "masterauth"]),
-        format!("masterauth\n{password}\n")
-    );
-
-    // The readiness probe, pointed at the socket: ready with the password, not without.
-    let probe: Vec<String> = strings(&redis.readiness_probe.unwrap().exec.unwrap().command)
-        .into_iter()
-        .map(|s| s.replace("-h 127.0.0.1 -p 6379", &format!("-s {}", socket.display())))
-        .collect();
-    let run_probe = |auth: Option<&str>| {
-        let mut command = Command::new(&probe[0]);
-        command.args(&probe[1..]).env_remove("REDISCLI_AUTH");
-        if let Some(auth) = auth {
-            command.env("REDISCLI_AUTH", auth);
-        }
-        command.stderr(Stdio::null()).status().unwrap().success()
-    };
-    assert!(
-        run_probe(Some(password)),
-        "the probe fails with the password"
-    );
-    assert!(!run_probe(None), "the probe passes without the password");
-}
-
-/// The production startup refuses a password that redis.conf could not hold verbatim (a quote, a
-/// backslash, a newline would change the directive), before starting anything.
-#[test]
-fn production_startup_rejects_a_password_redis_conf_cannot_hold() {
-    let redis = redis_container(&render(PRODUCTION).statefulset());
-    let command = [strings(&redis.command), strings(&redis.args)].concat();
-    for bad in [
-        "",
-        "quote\"d",
-        "back\\slash",
-        "new\nline masterauth x",
-        "sp ace",
-    ] {
-        let output = Command::new(command[0])
-            .args(&command[1..])
-            .env("REDISCLI_AUTH", bad)
-            .env("POD_IP", "127.0.0.1")
-            .env("POD_NAME", "redis-app-0")
-            .output()
-            .unwrap();
-        assert_eq!(output.status.code(), Some(1), "{bad:?}");
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(stderr.contains("redis-password"), "{bad:?}: {stderr}");
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

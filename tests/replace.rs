@@ -11,31 +11,6 @@ use common::*;
 
 const KEYS: usize = 1000;
 
-/// SIGKILLs pod `pod` and deletes what a lost volume loses: `nodes.conf`, the AOF and any RDB.
-fn wipe(node: &mut RedisNode) {
-    node.kill();
-    for file in ["nodes.conf", "dump.rdb"] {
-        let _ = std::fs::remove_file(node.dir.join(file));
-    }
-    let _ = std::fs::remove_dir_all(node.dir.join("appendonlydir"));
-}
-
-/// Waits until every node in `others` flags node `id` `fail` (not just `fail?`).
-fn wait_failed(others: &[&RedisNode], id: &str) {
-    wait_until(
-        "the lost node to be flagged fail",
-        Duration::from_secs(30),
-        || {
-            others.iter().all(|n| {
-                n.cli(&["cluster", "nodes"]).lines().any(|l| {
-                    let f: Vec<&str> = l.split(' ').collect();
-                    f[0] == id && f[2].split(',').any(|flag| flag == "fail")
-                })
-            })
-        },
-    );
-}
-
 /// The replace run exits 0 with `decision=replace`; `redis-cli --cluster check` is clean, every key
 /// reads back, no node knows `lost` any more, and the run after it is a strict no-op.
 fn replaced(nodes: &[RedisNode], lost: &str, rt: &tokio::runtime::Runtime) -> Run {

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{RedisNode, Run, bootstrap, node_list, start_nodes, topology};
+use super::{Options, RedisNode, Run, bootstrap, node_list, start_nodes_with, topology};
 
 /// Cluster commands that change state; none may appear in a dry run or a no-op run.
 pub const WRITES: [&str; 5] = [
@@ -46,9 +46,13 @@ pub fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
 
 /// A cluster client, the way an application connects (it follows MOVED redirections).
 pub async fn cluster_connection(nodes: &[RedisNode]) -> redis::cluster_async::ClusterConnection {
+    let login = match &nodes[0].cli_user {
+        Some((user, password)) => format!("{user}:{password}@"),
+        None => String::new(),
+    };
     let urls: Vec<String> = nodes
         .iter()
-        .map(|n| format!("redis://{}/", n.addr))
+        .map(|n| format!("redis://{login}{}/", n.addr))
         .collect();
     redis::cluster::ClusterClient::new(urls)
         .unwrap()
@@ -121,20 +125,38 @@ pub fn wait_replicated(nodes: &[RedisNode]) {
     });
 }
 
-/// Runs the binary in static mode on these nodes, with the timeouts the real-node tests use.
+/// Runs the binary in static mode on these nodes, with the timeouts the real-node tests use (and
+/// the nodes' [`Options::bootstrap_user`](super::Options), when they have one).
 pub fn run_static(nodes: &[RedisNode]) -> Run {
     let list = node_list(nodes);
-    bootstrap(&[
+    let mut env = vec![
         ("BOOTSTRAP_NODES", list.as_str()),
         ("BOOTSTRAP_READY_TIMEOUT", "10s"),
         ("BOOTSTRAP_CONVERGE_TIMEOUT", "60s"),
-    ])
+    ];
+    if let Some((user, password)) = &nodes[0].bootstrap_user {
+        env.extend([
+            ("BOOTSTRAP_USERNAME", user.as_str()),
+            ("BOOTSTRAP_PASSWORD", password.as_str()),
+        ]);
+    }
+    bootstrap(&env)
 }
 
 /// Six nodes formed by the binary, holding `keys` keys written through a cluster client, every
 /// replica caught up.
 pub fn formed_with_keys(block: u8, keys: usize, rt: &tokio::runtime::Runtime) -> Vec<RedisNode> {
-    let nodes = start_nodes(block, 6);
+    formed_with_keys_with(block, keys, rt, &Options::default())
+}
+
+/// Like [`formed_with_keys`], with options.
+pub fn formed_with_keys_with(
+    block: u8,
+    keys: usize,
+    rt: &tokio::runtime::Runtime,
+    options: &Options,
+) -> Vec<RedisNode> {
+    let nodes = start_nodes_with(block, 6, options);
     let first = run_static(&nodes);
     assert_eq!(first.code, 0, "{first:?}");
     rt.block_on(write_keys(&nodes, keys));
@@ -149,4 +171,29 @@ pub fn assert_next_run_is_a_no_op(nodes: &[RedisNode]) {
     assert_eq!(again.code, 0, "{again:?}");
     assert!(again.stdout.contains("decision=formed"), "{again:?}");
     assert_no_writes(nodes);
+}
+
+/// SIGKILLs a node and deletes what a lost volume loses: `nodes.conf`, the AOF and any RDB.
+pub fn wipe(node: &mut RedisNode) {
+    node.kill();
+    for file in ["nodes.conf", "dump.rdb"] {
+        let _ = std::fs::remove_file(node.dir.join(file));
+    }
+    let _ = std::fs::remove_dir_all(node.dir.join("appendonlydir"));
+}
+
+/// Waits until every node in `others` flags node `id` `fail` (not just `fail?`).
+pub fn wait_failed(others: &[&RedisNode], id: &str) {
+    wait_until(
+        "the lost node to be flagged fail",
+        Duration::from_secs(30),
+        || {
+            others.iter().all(|n| {
+                n.cli(&["cluster", "nodes"]).lines().any(|l| {
+                    let f: Vec<&str> = l.split(' ').collect();
+                    f[0] == id && f[2].split(',').any(|flag| flag == "fail")
+                })
+            })
+        },
+    );
 }

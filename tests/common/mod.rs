@@ -67,6 +67,10 @@ pub struct RedisNode {
     pub addr: SocketAddr,
     /// Its data directory (kept across restarts of the same "pod").
     pub dir: PathBuf,
+    /// [`Options::cli_user`].
+    pub cli_user: Option<(String, String)>,
+    /// [`Options::bootstrap_user`].
+    pub bootstrap_user: Option<(String, String)>,
     child: Option<Child>,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -80,6 +84,12 @@ pub struct Options {
     pub password: Option<String>,
     /// Extra `--name value` arguments.
     pub extra: Vec<String>,
+    /// For nodes whose `default` user is off (an ACL): the user and password the harness's
+    /// `redis-cli` and cluster client log in as.
+    pub cli_user: Option<(String, String)>,
+    /// For such nodes: the user and password the binary is run with (`BOOTSTRAP_USERNAME`,
+    /// `BOOTSTRAP_PASSWORD`) by [`run_static`].
+    pub bootstrap_user: Option<(String, String)>,
 }
 
 impl Options {
@@ -167,6 +177,8 @@ impl RedisNode {
         let node = RedisNode {
             addr,
             dir: dir.to_path_buf(),
+            cli_user: options.cli_user.clone(),
+            bootstrap_user: options.bootstrap_user.clone(),
             child: Some(child),
             _tmp: None,
         };
@@ -193,7 +205,13 @@ impl RedisNode {
 
     /// Runs `redis-cli` against this node and returns its output (trimmed).
     pub fn cli(&self, args: &[&str]) -> String {
-        redis_cli(self.addr, None, args)
+        match &self.cli_user {
+            None => redis_cli(self.addr, None, args),
+            Some((user, password)) => {
+                let args = [&["--user", user.as_str()], args].concat();
+                redis_cli(self.addr, Some(password), &args)
+            }
+        }
     }
 
     /// Kills the process (SIGKILL: no shutdown wait) and keeps the data directory.
@@ -375,7 +393,11 @@ pub fn topology(node: &RedisNode) -> Vec<(String, String, String, String)> {
 
 /// Runs `redis-cli --cluster check` and returns (success, output).
 pub fn cluster_check(node: &RedisNode) -> (bool, String) {
-    let out = Command::new(which(Server::under_test().cli_binary()))
+    let mut cmd = Command::new(which(Server::under_test().cli_binary()));
+    if let Some((user, password)) = &node.cli_user {
+        cmd.args(["--user", user]).env("REDISCLI_AUTH", password);
+    }
+    let out = cmd
         .args(["--cluster", "check", &node.host_port()])
         .output()
         .expect("run redis-cli --cluster check");

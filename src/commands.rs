@@ -1,0 +1,252 @@
+//! Every command the tool may send, in one list, and the ACL rules built from it.
+//!
+//! [`SENT`] is the whole vocabulary of the tool: [`crate::client::Client`] refuses to send anything
+//! else (an internal error naming the command, before a byte leaves), so no code path can send a
+//! command the production ACL does not grant, nor one the Safety rules forbid (`FLUSHALL`,
+//! `CLUSTER RESET`, ...). [`bootstrap_rules`] turns the list into the rules of the `bootstrap`
+//! ACL user, and `redis-cluster-bootstrap --print-acl` prints them; a manifest test checks that
+//! `overlays/production` grants exactly these (tests/manifests_security.rs).
+//!
+//! Names are in ACL form: lowercase, a container command and its subcommand joined by `|`
+//! (`cluster|meet`), the form `INFO commandstats` and `ACL LOG` print. Every rule here is known
+//! to Redis 7.0, the oldest server supported, and to Valkey 8.0.
+
+use crate::Error;
+
+/// A command the tool sends, and why: (ACL name, what it is for).
+pub type Entry = (&'static str, &'static str);
+
+/// Every command the tool sends to a node, directly.
+pub const SENT: &[Entry] = &[
+    // Observe.
+    (
+        "info",
+        "observe: role, replication link, cluster_enabled, key counts",
+    ),
+    ("cluster|myid", "observe: the node's ID"),
+    ("cluster|nodes", "observe: the node's view of the cluster"),
+    (
+        "cluster|info",
+        "observe and converge: cluster_state, known nodes, slots",
+    ),
+    (
+        "cluster|count-failure-reports",
+        "form: does the replica know its master's ID yet (O(1), unlike CLUSTER NODES)",
+    ),
+    (
+        "ping",
+        "not sent today: a liveness check that touches nothing, granted so a health check needs no ACL change",
+    ),
+    // Form, re-mesh, replace.
+    ("cluster|addslotsrange", "form: give a master its slots"),
+    (
+        "cluster|set-config-epoch",
+        "form: a distinct config epoch per fresh master",
+    ),
+    (
+        "cluster|meet",
+        "form and re-mesh: introduce nodes to each other",
+    ),
+    (
+        "cluster|replicate",
+        "form and re-point: make a node a replica",
+    ),
+    (
+        "cluster|forget",
+        "replace and shrink: drop a lost node's ID (no slots, flagged fail)",
+    ),
+    // Slot migration (grow, shrink).
+    (
+        "cluster|setslot",
+        "migrate: IMPORTING, MIGRATING, NODE on every node",
+    ),
+    (
+        "cluster|countkeysinslot",
+        "migrate: how many keys a slot still holds",
+    ),
+    (
+        "cluster|getkeysinslot",
+        "migrate: the names of the next batch of keys",
+    ),
+    (
+        "migrate",
+        "migrate: move a batch of keys (never with REPLACE), authenticated with AUTH2 as this same user",
+    ),
+    (
+        "function|dump",
+        "grow: read the functions of an existing master",
+    ),
+    (
+        "function|restore",
+        "grow: load them on a new master before it takes slots",
+    ),
+];
+
+/// What a source node runs on the target, as the user named in `MIGRATE ... AUTH2`: the tool
+/// never sends these itself (the client refuses them), but the user must hold them. Measured on
+/// Redis 7.0 and Valkey 8.0: the target sees `AUTH`, `SELECT` and `RESTORE-ASKING`, nothing else.
+pub const RUN_BY_MIGRATE: &[Entry] = &[
+    (
+        "select",
+        "MIGRATE selects the database on its connection to the target",
+    ),
+    (
+        "restore-asking",
+        "MIGRATE writes each key on the target with it",
+    ),
+];
+
+/// Commands a replica sends its master, as `masteruser`.
+pub const REPLICATION: &[Entry] = &[
+    (
+        "psync",
+        "a replica asks its master for the stream (full or partial sync)",
+    ),
+    (
+        "replconf",
+        "a replica reports its port, capabilities and offset",
+    ),
+    ("ping", "a replica checks its link"),
+];
+
+/// Redis's container commands: their ACL name includes the subcommand.
+const CONTAINERS: &[&str] = &[
+    "acl", "client", "cluster", "command", "config", "function", "latency", "memory", "module",
+    "object", "pubsub", "script", "slowlog", "xgroup", "xinfo",
+];
+
+/// The ACL rules of the `bootstrap` user, after `user bootstrap on >PASSWORD`.
+///
+/// Keys: `~*`, because `MIGRATE` (on the source) and `RESTORE-ASKING` (on the target) check key
+/// permissions and Redis has no key rule for "only these commands". No other command of the list
+/// reads or writes a key, so the user can move keys between nodes but cannot read or change one:
+/// `GET`, `SET`, `KEYS`, `FLUSHALL` are `NOPERM`. No Pub/Sub channel.
+pub fn bootstrap_rules() -> String {
+    let commands = SENT
+        .iter()
+        .chain(RUN_BY_MIGRATE)
+        .map(|(name, _)| format!("+{name}"));
+    ["resetchannels", "~*", "-@all"]
+        .into_iter()
+        .map(str::to_string)
+        .chain(commands)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The ACL rules of the replication user (`masteruser` / `masterauth`), after `user NAME on
+/// >PASSWORD`: no key, no channel, only what a replica sends its master.
+pub fn replication_rules() -> String {
+    ["resetchannels", "resetkeys", "-@all"]
+        .into_iter()
+        .map(str::to_string)
+        .chain(REPLICATION.iter().map(|(name, _)| format!("+{name}")))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The text of `--print-acl`: both users as `redis.conf` / ACL-file lines, passwords left as
+/// placeholders to replace.
+pub fn print_acl() -> String {
+    format!(
+        "# The bootstrap user (BOOTSTRAP_USERNAME): every command the tool sends, and what MIGRATE\n\
+         # runs on the target as that user. Replace BOOTSTRAP_PASSWORD with the password.\n\
+         user bootstrap on >BOOTSTRAP_PASSWORD {}\n\
+         # The replication user: masteruser replication, masterauth REPLICATION_PASSWORD.\n\
+         user replication on >REPLICATION_PASSWORD {}\n",
+        bootstrap_rules(),
+        replication_rules()
+    )
+}
+
+/// The ACL name of a command: `cluster|meet`, `info`.
+pub fn acl_name(cmd: &redis::Cmd) -> String {
+    let mut args = cmd.args_iter().map(|arg| match arg {
+        redis::Arg::Simple(bytes) => String::from_utf8_lossy(bytes).to_ascii_lowercase(),
+        _ => String::new(),
+    });
+    let name = args.next().unwrap_or_default();
+    match args.next() {
+        Some(sub) if CONTAINERS.contains(&name.as_str()) => format!("{name}|{sub}"),
+        _ => name,
+    }
+}
+
+/// Ok when `cmd` is in [`SENT`]; otherwise the internal error that stops the run before the
+/// command is sent.
+pub fn check(cmd: &redis::Cmd) -> Result<(), Error> {
+    let name = acl_name(cmd);
+    if SENT.iter().any(|(allowed, _)| *allowed == name) {
+        Ok(())
+    } else {
+        Err(Error::Internal(format!(
+            "`{name}` is not in the list of commands the tool may send (src/commands.rs): not sent; \
+             this is a bug, please report it"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn container_commands_are_named_with_their_subcommand() {
+        assert_eq!(
+            acl_name(redis::cmd("CLUSTER").arg("MEET").arg("1.2.3.4")),
+            "cluster|meet"
+        );
+        assert_eq!(acl_name(redis::cmd("INFO").arg("replication")), "info");
+        assert_eq!(
+            acl_name(redis::cmd("Function").arg("Dump")),
+            "function|dump"
+        );
+        assert_eq!(acl_name(&redis::cmd("FLUSHALL")), "flushall");
+    }
+
+    #[test]
+    fn what_safety_forbids_is_refused_before_it_is_sent() {
+        for cmd in [
+            redis::cmd("FLUSHALL"),
+            redis::cmd("FLUSHDB"),
+            redis::cmd("CLUSTER").arg("RESET").clone(),
+            redis::cmd("CLUSTER").arg("DELSLOTS").arg(1).clone(),
+            redis::cmd("CLUSTER").arg("FAILOVER").clone(),
+            redis::cmd("SET").arg("k").arg("v").clone(),
+            redis::cmd("RESTORE-ASKING").arg("k").clone(),
+        ] {
+            let err = check(&cmd).unwrap_err().to_string();
+            assert!(err.contains(&format!("`{}`", acl_name(&cmd))), "{err}");
+            assert!(!err.contains('\n'), "{err}");
+        }
+        assert!(check(redis::cmd("CLUSTER").arg("MEET").arg("a").arg(1)).is_ok());
+    }
+
+    #[test]
+    fn each_command_is_listed_once_with_a_reason() {
+        for list in [SENT, RUN_BY_MIGRATE, REPLICATION] {
+            let mut names: Vec<&str> = list.iter().map(|(name, _)| *name).collect();
+            names.sort();
+            names.dedup();
+            assert_eq!(names.len(), list.len());
+            assert!(list.iter().all(|(name, why)| {
+                !why.is_empty() && *name == name.to_ascii_lowercase() && !name.contains(' ')
+            }));
+        }
+    }
+
+    #[test]
+    fn the_rules_deny_everything_first_then_grant_the_list() {
+        let rules = bootstrap_rules();
+        assert!(
+            rules.starts_with("resetchannels ~* -@all +info "),
+            "{rules}"
+        );
+        assert!(rules.contains(" +cluster|meet ") && rules.ends_with(" +restore-asking"));
+        assert_eq!(
+            replication_rules(),
+            "resetchannels resetkeys -@all +psync +replconf +ping"
+        );
+        assert!(print_acl().contains(&format!("user bootstrap on >BOOTSTRAP_PASSWORD {rules}\n")));
+    }
+}
