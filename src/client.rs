@@ -1,6 +1,7 @@
 //! One connection to one node: a timeout on connecting and on every command, AUTH when a password
-//! is set (with the ACL user when one is set), errors that name the node, and nothing sent that
-//! is not in the list of [`crate::commands`].
+//! is set (with the ACL user when one is set), TLS when `BOOTSTRAP_TLS_CA_FILE` is set
+//! ([`crate::tls`]), errors that name the node, and nothing sent that is not in the list of
+//! [`crate::commands`].
 
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use redis::{
 use crate::commands;
 use crate::credentials::Credentials;
 use crate::node::Node;
+use crate::tls::{self, Tls};
 use crate::{Error, Result};
 
 /// How long one connection attempt may take.
@@ -29,8 +31,13 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects (and authenticates) once; see [`connect_all`] for retries.
-    pub async fn connect(node: &Node, credentials: Option<&Credentials>) -> Result<Client> {
+    /// Connects (and authenticates) once, over TLS when `tls` is set; see [`connect_all`] for
+    /// retries.
+    pub async fn connect(
+        node: &Node,
+        credentials: Option<&Credentials>,
+        tls: Option<&Tls>,
+    ) -> Result<Client> {
         // No CLIENT SETINFO: it is not in the list, and Redis 7.0 does not know it.
         let mut redis = RedisConnectionInfo::default().set_skip_set_lib_name();
         if let Some(credentials) = credentials {
@@ -39,18 +46,23 @@ impl Client {
                 redis = redis.set_username(user);
             }
         }
-        let info = ConnectionAddr::Tcp(node.addr.ip().to_string(), node.addr.port())
-            .into_connection_info()
-            .map_err(|e| unreachable(node, e))?
-            .set_redis_settings(redis);
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(COMMAND_TIMEOUT));
-        let client = redis::Client::open(info).map_err(|e| unreachable(node, e))?;
-        let conn = client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-            .map_err(|e| classify(node, "connect", credentials, e))?;
+        let conn = match tls {
+            Some(tls) => connect_tls(node, tls, &redis, config, credentials).await?,
+            None => {
+                let info = ConnectionAddr::Tcp(node.addr.ip().to_string(), node.addr.port())
+                    .into_connection_info()
+                    .map_err(|e| unreachable(node, e))?
+                    .set_redis_settings(redis);
+                let client = redis::Client::open(info).map_err(|e| unreachable(node, e))?;
+                client
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await
+                    .map_err(|e| classify(node, "connect", credentials, e))?
+            }
+        };
         Ok(Client {
             node: node.clone(),
             conn,
@@ -119,10 +131,12 @@ impl Client {
 }
 
 /// Connects to every node at once, each retried with backoff until `timeout`: a pod that was
-/// just rescheduled may take a moment to listen. Wrong passwords fail at once.
+/// just rescheduled may take a moment to listen. Wrong passwords and certificates that do not
+/// verify fail at once.
 pub async fn connect_all(
     nodes: &[Node],
     credentials: Option<&Credentials>,
+    tls: Option<&Tls>,
     timeout: Duration,
 ) -> Result<Vec<Client>> {
     let attempts =
@@ -134,7 +148,7 @@ pub async fn connect_all(
                 ..Default::default()
             };
             backoff::future::retry(policy, || async {
-                Client::connect(node, credentials).await.map_err(|e| match e {
+                Client::connect(node, credentials, tls).await.map_err(|e| match e {
                 Error::Unreachable { .. } => {
                     tracing::debug!(node = %node, error = %e, "not reachable yet, retrying");
                     backoff::Error::transient(e)
@@ -148,6 +162,44 @@ pub async fn connect_all(
         .await
         .into_iter()
         .collect()
+}
+
+/// The TLS path: our own TCP connection to the resolved IP, the handshake checking the name the
+/// node is expected to have ([`Tls::handshake`]), then the redis crate's connection over that
+/// stream (AUTH and the response timeout as on the plaintext path). A certificate that does not
+/// verify is [`Error::Config`]: retrying cannot fix it.
+async fn connect_tls(
+    node: &Node,
+    tls: &Tls,
+    redis: &RedisConnectionInfo,
+    config: AsyncConnectionConfig,
+    credentials: Option<&Credentials>,
+) -> Result<MultiplexedConnection> {
+    let setup = async {
+        let handshake = async {
+            let tcp = tokio::net::TcpStream::connect(node.addr).await?;
+            tcp.set_nodelay(true)?;
+            tls.handshake(node, tcp).await
+        };
+        let stream = handshake.await.map_err(|e| {
+            tls::verification_failure(node, &e).unwrap_or_else(|| unreachable(node, e.into()))
+        })?;
+        let (conn, driver) = MultiplexedConnection::new_with_config(redis, stream, config)
+            .await
+            .map_err(|e| classify(node, "connect", credentials, e))?;
+        // The driver ends when the last clone of the connection is dropped.
+        tokio::spawn(driver);
+        Ok(conn)
+    };
+    tokio::time::timeout(CONNECT_TIMEOUT, setup)
+        .await
+        .unwrap_or_else(|_| {
+            let late = std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "TLS connection not established within the connect timeout",
+            );
+            Err(unreachable(node, late.into()))
+        })
 }
 
 fn unreachable(node: &Node, source: redis::RedisError) -> Error {

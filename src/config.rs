@@ -14,6 +14,7 @@ use serde::Deserialize;
 use crate::Error;
 use crate::credentials::Credentials;
 use crate::node::HostPort;
+use crate::tls::Tls;
 
 /// The prefix of every variable.
 pub const PREFIX: &str = "BOOTSTRAP_";
@@ -69,8 +70,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "unset",
         "ACL user sent with the password (AUTH user password); needs BOOTSTRAP_PASSWORD",
     ),
-    // Named here so components/tls's Job may set them; the TLS support (branch issue-14-tls)
-    // reads and validates them.
+    // Read and checked at startup by src/tls.rs: a bad file is exit 2 before any node is reached.
     (
         "BOOTSTRAP_TLS_CA_FILE",
         "unset",
@@ -132,6 +132,8 @@ pub struct Settings {
     pub dns_server: Option<SocketAddr>,
     /// AUTH: a password, with an ACL user when one is set.
     pub credentials: Option<Credentials>,
+    /// TLS to every node, when `BOOTSTRAP_TLS_CA_FILE` is set.
+    pub tls: Option<Tls>,
     /// Text or JSON output.
     pub log_format: LogFormat,
     /// Observe and plan only.
@@ -153,6 +155,7 @@ impl std::fmt::Debug for Settings {
             .field("nodes", &self.nodes)
             .field("dns_server", &self.dns_server)
             .field("credentials", &self.credentials)
+            .field("tls", &self.tls)
             .field("log_format", &self.log_format)
             .field("dry_run", &self.dry_run)
             .finish()
@@ -174,6 +177,9 @@ struct Raw {
     dns_server: Option<String>,
     password: Option<String>,
     username: Option<String>,
+    tls_ca_file: Option<String>,
+    tls_cert_file: Option<String>,
+    tls_key_file: Option<String>,
     log_format: Option<String>,
     dry_run: Option<String>,
 }
@@ -248,6 +254,11 @@ impl Settings {
             })
             .transpose()?;
         let credentials = credentials(raw.username, raw.password)?;
+        let tls = Tls::from_files(
+            raw.tls_ca_file.as_deref(),
+            raw.tls_cert_file.as_deref(),
+            raw.tls_key_file.as_deref(),
+        )?;
         let log_format = match raw.log_format.as_deref().map(str::trim) {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
@@ -283,6 +294,7 @@ impl Settings {
             nodes,
             dns_server,
             credentials,
+            tls,
             log_format,
             dry_run,
         })

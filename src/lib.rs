@@ -14,7 +14,8 @@
 //! - [`kubernetes`]: finds the StatefulSet, waits for it to be Ready with a watch.
 //! - [`resolve`]: turns pod and host names into addresses over DNS.
 //! - [`client`]: one connection to one node, with timeouts and AUTH ([`credentials`]); it sends
-//!   only the commands of [`commands`], the one list the production ACL user is built from.
+//!   only the commands of [`commands`], the one list the production ACL user is built from; over
+//!   [`tls`] when `BOOTSTRAP_TLS_CA_FILE` is set.
 //! - [`observe`]: reads what every node knows of itself and of the cluster.
 //! - [`plan`]: pure code that turns the observations into a decision and a list of steps, with
 //!   [`layout`] (who is master of which slots, who replicates whom; [`plan::placement`] pairs them
@@ -51,6 +52,7 @@ pub mod resolve;
 pub mod shutdown;
 pub mod slots;
 pub mod telemetry;
+pub mod tls;
 
 pub use error::{Error, ExitCode, one_line};
 pub use pipeline::run;

@@ -74,6 +74,9 @@ pub struct Node {
     pub addr: SocketAddr,
     /// Where it runs; unknown in static mode.
     pub place: Place,
+    /// The name its TLS certificate must carry: the pod's DNS name (no trailing dot) in Kubernetes
+    /// mode, the host as written in static mode; the IP when nothing better is known.
+    pub tls_name: String,
 }
 
 impl Node {
@@ -83,6 +86,18 @@ impl Node {
             name: name.into(),
             addr,
             place: Place::default(),
+            tls_name: addr.ip().to_string(),
+        }
+    }
+
+    /// The same node, its certificate expected to carry `host` (a DNS name, trailing dot dropped,
+    /// or an IP, brackets dropped).
+    pub fn with_tls_name(self, host: &str) -> Node {
+        let host = host.trim_end_matches('.');
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        Node {
+            tls_name: host.to_string(),
+            ..self
         }
     }
 }
@@ -123,5 +138,19 @@ mod tests {
         for bad in ["host", "host:0", ":6379", "fd00::1:6379", "[x]:1", "h:port"] {
             assert!(bad.parse::<HostPort>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_tls_name_is_the_host_without_its_trailing_dot_or_brackets() {
+        let node = Node::new("redis-app-0", "10.0.0.2:6379".parse().unwrap());
+        assert_eq!(node.tls_name, "10.0.0.2");
+        let pod = node
+            .clone()
+            .with_tls_name("redis-app-0.redis-service.infra.svc.cluster.local.");
+        assert_eq!(
+            pod.tls_name,
+            "redis-app-0.redis-service.infra.svc.cluster.local"
+        );
+        assert_eq!(node.with_tls_name("[fd00::1]").tls_name, "fd00::1");
     }
 }

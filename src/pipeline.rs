@@ -114,7 +114,12 @@ pub async fn bootstrap(
         shutdown,
         "connect",
         NOTHING_CHANGED,
-        client::connect_all(nodes, settings.credentials.as_ref(), settings.ready_timeout),
+        client::connect_all(
+            nodes,
+            settings.credentials.as_ref(),
+            settings.tls.as_ref(),
+            settings.ready_timeout,
+        ),
     )
     .await?;
     timer.done("connect");

@@ -49,7 +49,10 @@ pub async fn resolve_all(
                 }
                 (None, None) => unreachable!("a resolver is built whenever a host is a name"),
             };
-            Ok::<Node, Error>(Node::new(name.clone(), SocketAddr::new(ip, *port)))
+            // The certificate is checked against the host as written, not the IP reached.
+            Ok::<Node, Error>(
+                Node::new(name.clone(), SocketAddr::new(ip, *port)).with_tls_name(host),
+            )
         }
     });
     let nodes = futures::future::try_join_all(lookups).await?;
@@ -203,6 +206,7 @@ mod tests {
         let addrs: Vec<String> = nodes.iter().map(|n| n.addr.to_string()).collect();
         assert_eq!(addrs, ["10.0.0.2:6379", "[fd00::1]:6379", "[fd00::2]:6379"]);
         assert_eq!(nodes[1].name, "node-1");
+        assert_eq!(nodes[2].tls_name, "fd00::2");
     }
 
     #[tokio::test]

@@ -271,7 +271,7 @@ fn the_bootstrap_user_moves_keys_with_migrate_but_cannot_read_or_write_them() {
     // The NOPERM checks above already tried FLUSHALL (rejected); the client adds nothing to that.
     let before = flushall();
     let refused = rt.block_on(async {
-        let client = Client::connect(&node, Some(&admin)).await.unwrap();
+        let client = Client::connect(&node, Some(&admin), None).await.unwrap();
         client
             .query::<String>(&redis::cmd("FLUSHALL"), "FLUSHALL")
             .await

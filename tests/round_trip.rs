@@ -20,7 +20,7 @@ fn cluster(args: &[&str]) -> redis::Cmd {
 async fn each_command_of_a_round_trip_has_its_own_result() {
     let server = RedisNode::start("127.0.30.1", &Options::default());
     let node = Node::new("redis-app-0", server.addr);
-    let client = Client::connect(&node, None).await.unwrap();
+    let client = Client::connect(&node, None, None).await.unwrap();
 
     let results = client
         .each(vec![

@@ -1,0 +1,272 @@
+//! TLS to the nodes (`BOOTSTRAP_TLS_*`): the rustls client configuration, built once at startup
+//! from the files, and the handshake of each connection.
+//!
+//! The client connects to the resolved IP but verifies the certificate against the CA bundle and
+//! the name it expects for the node ([`Node::tls_name`]): the pod's DNS name in Kubernetes mode,
+//! the host as written in `BOOTSTRAP_NODES` in static mode (an IP written as an IP is checked
+//! against the certificate's IP SANs). rustls with ring, no OpenSSL: the image stays distroless.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::ClientConfig;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+use crate::Error;
+use crate::node::Node;
+
+/// The TLS settings of a run: the CA to trust and, when set, the client certificate. Cheap to
+/// clone.
+#[derive(Clone)]
+pub struct Tls {
+    connector: TlsConnector,
+    client_cert: bool,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tls")
+            .field("client_cert", &self.client_cert)
+            .finish()
+    }
+}
+
+impl Tls {
+    /// Reads and checks the files named by the variables: `None` when none is set. Every problem
+    /// is an [`Error::Config`] naming the variable.
+    pub fn from_files(
+        ca: Option<&str>,
+        cert: Option<&str>,
+        key: Option<&str>,
+    ) -> Result<Option<Tls>, Error> {
+        let Some(ca) = ca else {
+            return match (cert, key) {
+                (None, None) => Ok(None),
+                (Some(_), _) => Err(without_ca("BOOTSTRAP_TLS_CERT_FILE")),
+                (None, Some(_)) => Err(without_ca("BOOTSTRAP_TLS_KEY_FILE")),
+            };
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in certificates("BOOTSTRAP_TLS_CA_FILE", ca)? {
+            roots.add(cert).map_err(|e| {
+                Error::Config(format!(
+                    "BOOTSTRAP_TLS_CA_FILE={ca:?}: a certificate in it is not a usable CA: {e}"
+                ))
+            })?;
+        }
+        let builder =
+            ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .map_err(|e| Error::Internal(format!("rustls has no TLS version for ring: {e}")))?
+                .with_root_certificates(roots);
+        let config = match (cert, key) {
+            (None, None) => builder.with_no_client_auth(),
+            (Some(_), None) => {
+                return Err(Error::Config(
+                    "BOOTSTRAP_TLS_CERT_FILE is set but BOOTSTRAP_TLS_KEY_FILE is not: expected both \
+                     (a client certificate and its key) or neither"
+                        .into(),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(Error::Config(
+                    "BOOTSTRAP_TLS_KEY_FILE is set but BOOTSTRAP_TLS_CERT_FILE is not: expected both \
+                     (a client certificate and its key) or neither"
+                        .into(),
+                ));
+            }
+            (Some(cert), Some(key)) => {
+                let chain = certificates("BOOTSTRAP_TLS_CERT_FILE", cert)?;
+                let key_der = PrivateKeyDer::from_pem_slice(&read("BOOTSTRAP_TLS_KEY_FILE", key)?)
+                    .map_err(|e| {
+                        Error::Config(format!(
+                            "BOOTSTRAP_TLS_KEY_FILE={key:?} holds no usable private key ({e}): \
+                             expected a PEM key (PKCS#8, PKCS#1 or SEC1)"
+                        ))
+                    })?;
+                builder.with_client_auth_cert(chain, key_der).map_err(|e| {
+                    Error::Config(format!(
+                        "BOOTSTRAP_TLS_KEY_FILE={key:?} does not go with \
+                         BOOTSTRAP_TLS_CERT_FILE={cert:?}: {e}"
+                    ))
+                })?
+            }
+        };
+        Ok(Some(Tls {
+            connector: TlsConnector::from(Arc::new(config)),
+            client_cert: cert.is_some(),
+        }))
+    }
+
+    /// The TLS handshake over `tcp` (already connected to `node.addr`), checking the certificate
+    /// against the CA and [`Node::tls_name`]. The error is rustls's, inside the `io::Error`; see
+    /// [`verification_failure`].
+    pub async fn handshake(
+        &self,
+        node: &Node,
+        tcp: TcpStream,
+    ) -> std::io::Result<TlsStream<TcpStream>> {
+        let name = ServerName::try_from(node.tls_name.clone()).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("{:?} is not a DNS name or an IP: {e}", node.tls_name),
+            )
+        })?;
+        self.connector.connect(name, tcp).await
+    }
+}
+
+/// The configuration error for a handshake that failed because the node's certificate does not
+/// verify (unknown CA, expired, another name): retrying cannot fix it, the certificates or
+/// `BOOTSTRAP_TLS_CA_FILE` must change. `None` for any other failure (the node is not up yet, or
+/// not speaking TLS yet).
+pub fn verification_failure(node: &Node, e: &std::io::Error) -> Option<Error> {
+    let rustls_error = e.get_ref()?.downcast_ref::<rustls::Error>()?;
+    match rustls_error {
+        rustls::Error::InvalidCertificate(reason) => Some(Error::Config(format!(
+            "node {node}: its TLS certificate does not verify as {:?} against \
+             BOOTSTRAP_TLS_CA_FILE: {reason}",
+            node.tls_name
+        ))),
+        _ => None,
+    }
+}
+
+fn without_ca(var: &str) -> Error {
+    Error::Config(format!(
+        "{var} is set but BOOTSTRAP_TLS_CA_FILE is not: a client certificate needs TLS, which \
+         BOOTSTRAP_TLS_CA_FILE turns on (the CA that signed the nodes' certificates)"
+    ))
+}
+
+fn read(var: &str, path: &str) -> Result<Vec<u8>, Error> {
+    std::fs::read(Path::new(path))
+        .map_err(|e| Error::Config(format!("{var}={path:?} cannot be read: {e}")))
+}
+
+/// Every certificate in a PEM file; at least one.
+fn certificates(var: &str, path: &str) -> Result<Vec<CertificateDer<'static>>, Error> {
+    let pem = read(var, path)?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Error::Config(format!("{var}={path:?} is not valid PEM: {e}")))?;
+    if certs.is_empty() {
+        return Err(Error::Config(format!(
+            "{var}={path:?} holds no certificate: expected PEM (-----BEGIN CERTIFICATE-----)"
+        )));
+    }
+    Ok(certs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Files {
+        dir: tempfile::TempDir,
+    }
+
+    impl Files {
+        fn new() -> Files {
+            let dir = tempfile::tempdir().unwrap();
+            let ca_key = rcgen::KeyPair::generate().unwrap();
+            let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            let ca = params.self_signed(&ca_key).unwrap();
+            let issuer = rcgen::Issuer::new(params, ca_key);
+            let client_key = rcgen::KeyPair::generate().unwrap();
+            let client = rcgen::CertificateParams::new(vec!["bootstrap".to_string()])
+                .unwrap()
+                .signed_by(&client_key, &issuer)
+                .unwrap();
+            let other_key = rcgen::KeyPair::generate().unwrap();
+            let files = Files { dir };
+            files.write("ca.crt", &ca.pem());
+            files.write("client.crt", &client.pem());
+            files.write("client.key", &client_key.serialize_pem());
+            files.write("other.key", &other_key.serialize_pem());
+            files.write("garbage", "not a certificate\n");
+            files
+        }
+
+        fn write(&self, name: &str, text: &str) {
+            std::fs::write(self.dir.path().join(name), text).unwrap();
+        }
+
+        fn path(&self, name: &str) -> String {
+            self.dir.path().join(name).display().to_string()
+        }
+    }
+
+    fn error(ca: Option<&str>, cert: Option<&str>, key: Option<&str>) -> String {
+        match Tls::from_files(ca, cert, key) {
+            Ok(_) => panic!("accepted {ca:?} {cert:?} {key:?}"),
+            Err(e) => {
+                assert!(matches!(e, Error::Config(_)), "{e}");
+                e.to_string()
+            }
+        }
+    }
+
+    #[test]
+    fn good_files_load_with_and_without_a_client_certificate() {
+        let f = Files::new();
+        assert!(Tls::from_files(None, None, None).unwrap().is_none());
+        let ca = f.path("ca.crt");
+        assert!(Tls::from_files(Some(&ca), None, None).unwrap().is_some());
+        let with_cert = Tls::from_files(
+            Some(&ca),
+            Some(&f.path("client.crt")),
+            Some(&f.path("client.key")),
+        )
+        .unwrap()
+        .unwrap();
+        assert!(with_cert.client_cert);
+    }
+
+    #[test]
+    fn bad_files_name_the_variable_and_why() {
+        let f = Files::new();
+        let ca = f.path("ca.crt");
+        let (cert, key) = (f.path("client.crt"), f.path("client.key"));
+        let missing = f.path("missing.crt");
+        let garbage = f.path("garbage");
+        let cases: [(String, &str); 8] = [
+            (
+                error(Some(&missing), None, None),
+                "BOOTSTRAP_TLS_CA_FILE=\"",
+            ),
+            (error(Some(&garbage), None, None), "holds no certificate"),
+            (error(Some(&key), None, None), "BOOTSTRAP_TLS_CA_FILE="),
+            (
+                error(Some(&ca), Some(&cert), None),
+                "BOOTSTRAP_TLS_KEY_FILE is not",
+            ),
+            (
+                error(Some(&ca), None, Some(&key)),
+                "BOOTSTRAP_TLS_CERT_FILE is not",
+            ),
+            (
+                error(None, Some(&cert), Some(&key)),
+                "BOOTSTRAP_TLS_CA_FILE is not",
+            ),
+            (
+                error(Some(&ca), Some(&cert), Some(&garbage)),
+                "BOOTSTRAP_TLS_KEY_FILE=",
+            ),
+            (
+                error(Some(&ca), Some(&cert), Some(&f.path("other.key"))),
+                "does not go with BOOTSTRAP_TLS_CERT_FILE",
+            ),
+        ];
+        for (message, expected) in cases {
+            assert!(message.contains(expected), "{message:?} lacks {expected:?}");
+            assert!(!message.contains('\n'), "{message:?}");
+        }
+        assert!(error(Some(&missing), None, None).contains("cannot be read"));
+    }
+}
