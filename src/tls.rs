@@ -129,10 +129,37 @@ pub fn verification_failure(node: &Node, e: &std::io::Error) -> Option<Error> {
     match rustls_error {
         rustls::Error::InvalidCertificate(reason) => Some(Error::Config(format!(
             "node {node}: its TLS certificate does not verify as {:?} against \
-             BOOTSTRAP_TLS_CA_FILE: {reason}",
-            node.tls_name
+             BOOTSTRAP_TLS_CA_FILE: {}",
+            node.tls_name,
+            readable(reason)
         ))),
         _ => None,
+    }
+}
+
+/// rustls's reason, with dates instead of UNIX seconds and words for the bare variant names.
+fn readable(reason: &rustls::CertificateError) -> String {
+    use rustls::CertificateError as E;
+    let date = |t: &rustls::pki_types::UnixTime| {
+        humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.as_secs()),
+        )
+    };
+    match reason {
+        E::UnknownIssuer => {
+            "UnknownIssuer: it is not signed by a CA of the bundle (another CA?)".to_string()
+        }
+        E::ExpiredContext { time, not_after } => format!(
+            "certificate expired: not valid after {} (now {})",
+            date(not_after),
+            date(time)
+        ),
+        E::NotValidYetContext { time, not_before } => format!(
+            "certificate not valid yet: not valid before {} (now {})",
+            date(not_before),
+            date(time)
+        ),
+        other => other.to_string(),
     }
 }
 

@@ -128,9 +128,20 @@ pub fn wait_replicated(nodes: &[RedisNode]) {
 /// Runs the binary in static mode on these nodes, with the timeouts the real-node tests use (and
 /// the nodes' [`Options::bootstrap_user`](super::Options), when they have one).
 pub fn run_static(nodes: &[RedisNode]) -> Run {
-    let list = node_list(nodes);
+    run_static_on(&node_list(nodes), nodes)
+}
+
+/// Like [`run_static`], with `BOOTSTRAP_NODES` as given (host names, say), and the nodes'
+/// [`Options::tls`](super::Options): `BOOTSTRAP_TLS_CA_FILE`, and the client certificate when
+/// the nodes ask for one.
+pub fn run_static_on(list: &str, nodes: &[RedisNode]) -> Run {
+    let tls = nodes[0].tls.as_ref();
+    let ca = tls.map(|tls| tls.path("ca.crt"));
+    let client = tls
+        .filter(|tls| tls.auth_clients)
+        .map(|tls| (tls.path("client.crt"), tls.path("client.key")));
     let mut env = vec![
-        ("BOOTSTRAP_NODES", list.as_str()),
+        ("BOOTSTRAP_NODES", list),
         ("BOOTSTRAP_READY_TIMEOUT", "10s"),
         ("BOOTSTRAP_CONVERGE_TIMEOUT", "60s"),
     ];
@@ -138,6 +149,15 @@ pub fn run_static(nodes: &[RedisNode]) -> Run {
         env.extend([
             ("BOOTSTRAP_USERNAME", user.as_str()),
             ("BOOTSTRAP_PASSWORD", password.as_str()),
+        ]);
+    }
+    if let Some(ca) = &ca {
+        env.push(("BOOTSTRAP_TLS_CA_FILE", ca.as_str()));
+    }
+    if let Some((cert, key)) = &client {
+        env.extend([
+            ("BOOTSTRAP_TLS_CERT_FILE", cert.as_str()),
+            ("BOOTSTRAP_TLS_KEY_FILE", key.as_str()),
         ]);
     }
     bootstrap(&env)

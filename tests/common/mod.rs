@@ -71,6 +71,8 @@ pub struct RedisNode {
     pub cli_user: Option<(String, String)>,
     /// [`Options::bootstrap_user`].
     pub bootstrap_user: Option<(String, String)>,
+    /// [`Options::tls`].
+    pub tls: Option<TlsFiles>,
     child: Option<Child>,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -90,6 +92,57 @@ pub struct Options {
     /// For such nodes: the user and password the binary is run with (`BOOTSTRAP_USERNAME`,
     /// `BOOTSTRAP_PASSWORD`) by [`run_static`].
     pub bootstrap_user: Option<(String, String)>,
+    /// TLS only: `--port 0`, `--tls-port 6379`, TLS on the cluster bus and replication, with the
+    /// node's certificate for its address from these files.
+    pub tls: Option<TlsFiles>,
+}
+
+/// The TLS files of a test in one directory: `ca.crt`, `<ip>.crt` and `<ip>.key` for every
+/// address a node may start on, `client.crt` and `client.key`. tests/tls.rs makes them.
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    /// The directory.
+    pub dir: PathBuf,
+    /// `tls-auth-clients yes`: the nodes ask for a client certificate, and the binary is given
+    /// one by [`run_static`].
+    pub auth_clients: bool,
+}
+
+impl TlsFiles {
+    /// A file of the directory, as a string for command lines and variables.
+    pub fn path(&self, name: &str) -> String {
+        self.dir.join(name).display().to_string()
+    }
+
+    /// The server's arguments for a node at `ip` (its `port` becomes 0).
+    fn server_args(&self, ip: &str) -> Vec<String> {
+        let auth = if self.auth_clients { "yes" } else { "no" };
+        [
+            ("--tls-port", "6379".to_string()),
+            ("--tls-cluster", "yes".into()),
+            ("--tls-replication", "yes".into()),
+            ("--tls-cert-file", self.path(&format!("{ip}.crt"))),
+            ("--tls-key-file", self.path(&format!("{ip}.key"))),
+            ("--tls-ca-cert-file", self.path("ca.crt")),
+            ("--tls-auth-clients", auth.into()),
+        ]
+        .into_iter()
+        .flat_map(|(name, value)| [name.to_string(), value])
+        .collect()
+    }
+
+    /// `redis-cli`'s arguments (always with the client certificate: harmless when not asked for).
+    pub fn cli_args(&self) -> Vec<String> {
+        vec![
+            "--tls".into(),
+            "--cacert".into(),
+            self.path("ca.crt"),
+            "--cert".into(),
+            self.path("client.crt"),
+            "--key".into(),
+            self.path("client.key"),
+        ]
+    }
 }
 
 impl Options {
@@ -133,9 +186,10 @@ impl RedisNode {
     pub fn start_in(ip: &str, dir: &Path, options: &Options) -> RedisNode {
         let addr: SocketAddr = format!("{ip}:6379").parse().unwrap();
         let redis_server = which(Server::under_test().server_binary());
+        let port = if options.tls.is_some() { "0" } else { "6379" };
         let mut args: Vec<String> = vec![
             "--port".into(),
-            "6379".into(),
+            port.into(),
             "--bind".into(),
             ip.into(),
             "--bind-source-addr".into(),
@@ -166,6 +220,9 @@ impl RedisNode {
                 pw.clone(),
             ]);
         }
+        if let Some(tls) = &options.tls {
+            args.extend(tls.server_args(ip));
+        }
         args.extend(options.extra.iter().cloned());
         let child = Command::new(&redis_server)
             .args(&args)
@@ -179,6 +236,7 @@ impl RedisNode {
             dir: dir.to_path_buf(),
             cli_user: options.cli_user.clone(),
             bootstrap_user: options.bootstrap_user.clone(),
+            tls: options.tls.clone(),
             child: Some(child),
             _tmp: None,
         };
@@ -205,6 +263,14 @@ impl RedisNode {
 
     /// Runs `redis-cli` against this node and returns its output (trimmed).
     pub fn cli(&self, args: &[&str]) -> String {
+        let tls = self
+            .tls
+            .as_ref()
+            .map(TlsFiles::cli_args)
+            .unwrap_or_default();
+        let tls: Vec<&str> = tls.iter().map(String::as_str).collect();
+        let args = [tls.as_slice(), args].concat();
+        let args = args.as_slice();
         match &self.cli_user {
             None => redis_cli(self.addr, None, args),
             Some((user, password)) => {
@@ -396,6 +462,9 @@ pub fn cluster_check(node: &RedisNode) -> (bool, String) {
     let mut cmd = Command::new(which(Server::under_test().cli_binary()));
     if let Some((user, password)) = &node.cli_user {
         cmd.args(["--user", user]).env("REDISCLI_AUTH", password);
+    }
+    if let Some(tls) = &node.tls {
+        cmd.args(tls.cli_args());
     }
     let out = cmd
         .args(["--cluster", "check", &node.host_port()])

@@ -1,0 +1,303 @@
+//! TLS on real nodes: every node listens only on its TLS port (`port 0`) with TLS on the cluster
+//! bus and replication, with certificates this test makes (rcgen): a CA, one certificate per node
+//! address, a client certificate.
+//!
+//! The binary forms the cluster entirely over TLS (with a client certificate where the nodes ask
+//! for one), re-runs as a no-op, re-meshes after a full restart on new addresses, and checks the
+//! name it expects (a DNS name as written in `BOOTSTRAP_NODES`, not the IP it connects to). A
+//! certificate from another CA, an expired one, or one for another name is exit 2 naming the node,
+//! at once rather than after the ready timeout.
+
+mod common;
+mod dns;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::*;
+use dns::FakeDns;
+use redis_cluster_bootstrap::ExitCode;
+
+/// A CA that signs node and client certificates.
+struct Ca {
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+    pem: String,
+}
+
+impl Ca {
+    fn new(name: &str) -> Ca {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        let pem = params.self_signed(&key).unwrap().pem();
+        Ca {
+            issuer: rcgen::Issuer::new(params, key),
+            pem,
+        }
+    }
+
+    /// Writes `<file>.crt` and `<file>.key` in `dir`: a certificate for `names` (IPs become IP
+    /// SANs, the rest DNS SANs), expired a year ago when `expired`.
+    fn issue(&self, dir: &Path, file: &str, names: &[String], expired: bool) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(names.to_vec()).unwrap();
+        if expired {
+            params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        }
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        std::fs::write(dir.join(format!("{file}.crt")), cert.pem()).unwrap();
+        std::fs::write(dir.join(format!("{file}.key")), key.serialize_pem()).unwrap();
+    }
+}
+
+/// How a node's certificate is made from its address.
+enum Issued {
+    /// For its IP.
+    ForIp,
+    /// For its IP, but expired.
+    Expired,
+    /// For another IP than its own.
+    ForOtherIp,
+    /// For this DNS name only.
+    ForName(String),
+}
+
+/// A directory with `ca.crt`, the client certificate and a certificate for each `(ip, how)`.
+fn tls_files(dir: &Path, auth_clients: bool, nodes: &[(String, Issued)]) -> (TlsFiles, Ca) {
+    let ca = Ca::new("redis-cluster-bootstrap test CA");
+    std::fs::write(dir.join("ca.crt"), &ca.pem).unwrap();
+    ca.issue(dir, "client", &["bootstrap".to_string()], false);
+    for (ip, how) in nodes {
+        let (names, expired) = match how {
+            Issued::ForIp => (vec![ip.clone()], false),
+            Issued::Expired => (vec![ip.clone()], true),
+            Issued::ForOtherIp => (vec!["127.0.99.99".to_string()], false),
+            Issued::ForName(name) => (vec![name.clone()], false),
+        };
+        ca.issue(dir, ip, &names, expired);
+    }
+    let files = TlsFiles {
+        dir: dir.to_path_buf(),
+        auth_clients,
+    };
+    (files, ca)
+}
+
+fn tls_options(files: TlsFiles) -> Options {
+    Options {
+        tls: Some(files),
+        ..Options::default()
+    }
+}
+
+fn ips(block: u8, count: usize) -> Vec<String> {
+    (0..count).map(|i| ip(block, i)).collect()
+}
+
+#[test]
+fn formed_re_run_and_re_meshed_entirely_over_tls_with_a_client_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    // Each pod has a certificate for its first address and for the one it restarts on.
+    let addresses: Vec<(String, Issued)> = ips(214, 6)
+        .into_iter()
+        .chain(ips(215, 6))
+        .map(|ip| (ip, Issued::ForIp))
+        .collect();
+    let (files, _ca) = tls_files(dir.path(), true, &addresses);
+    let options = tls_options(files);
+    let mut nodes = start_nodes_with(214, 6, &options);
+
+    let first = run_static(&nodes);
+    assert_eq!(first.code, 0, "{first:?}");
+    assert!(first.stdout.contains("decision=fresh"), "{first:?}");
+    let (ok, text) = cluster_check(&nodes[0]);
+    assert!(ok, "{text}");
+    // The nodes listen on nothing else: the cluster was formed over TLS, and its bus speaks TLS.
+    assert_eq!(nodes[0].cli(&["config", "get", "port"]), "port\n0");
+    assert_next_run_is_a_no_op(&nodes);
+
+    let roles = own_roles(&nodes);
+    for n in nodes.iter_mut() {
+        n.kill();
+    }
+    for (n, ip) in nodes.iter_mut().zip(ips(215, 6)) {
+        n.restart_on(&ip, &options);
+    }
+    let repair = run_static(&nodes);
+    assert_eq!(repair.code, 0, "{repair:?}");
+    assert!(repair.stdout.contains("decision=reconnect"), "{repair:?}");
+    let (ok, text) = cluster_check(&nodes[0]);
+    assert!(ok, "{text}");
+    assert_eq!(
+        own_roles(&nodes),
+        roles,
+        "a re-mesh changes no role or slot"
+    );
+    assert_next_run_is_a_no_op(&nodes);
+}
+
+#[test]
+fn the_name_checked_is_the_host_as_written_not_the_ip_connected_to() {
+    let block = 216;
+    let dns = FakeDns::start(block);
+    let names: Vec<String> = (0..6)
+        .map(|i| format!("redis-app-{i}.redis-service.infra.svc.cluster.local"))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    // The certificates name the pods only: no IP SAN at all.
+    let certs: Vec<(String, Issued)> = ips(block, 6)
+        .into_iter()
+        .zip(&names)
+        .map(|(ip, name)| (ip, Issued::ForName(name.clone())))
+        .collect();
+    let (files, _ca) = tls_files(dir.path(), false, &certs);
+    let nodes = start_nodes_with(block, 6, &tls_options(files.clone()));
+    for (name, node) in names.iter().zip(&nodes) {
+        dns.add(&format!("{name}."), node.addr.ip());
+    }
+    let list = names
+        .iter()
+        .map(|name| format!("{name}:6379"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let ca = files.path("ca.crt");
+    let server = dns.addr.to_string();
+    let run = bootstrap(&[
+        ("BOOTSTRAP_NODES", &list),
+        ("BOOTSTRAP_DNS_SERVER", &server),
+        ("BOOTSTRAP_TLS_CA_FILE", &ca),
+        ("BOOTSTRAP_READY_TIMEOUT", "10s"),
+        ("BOOTSTRAP_CONVERGE_TIMEOUT", "60s"),
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let (ok, text) = cluster_check(&nodes[0]);
+    assert!(ok, "{text}");
+
+    // The same nodes written as IPs: their certificates do not name those, so nothing is sent.
+    reset_stats(&nodes);
+    let by_ip = run_static(&nodes);
+    assert_eq!(by_ip.code, ExitCode::BadConfig as i32, "{by_ip:?}");
+    assert!(
+        by_ip.stderr.contains("node-0 (127.0.216.11:6379)"),
+        "{by_ip:?}"
+    );
+    assert_no_writes(&nodes);
+}
+
+/// Three nodes (R=0) with certificates made `how`; the binary is given `ca_file` (a file of the
+/// test's directory) and must exit 2 within seconds, naming pod 0 and saying `why`.
+fn refused_at_once(block: u8, how: fn(&str) -> Issued, other_ca: bool, why: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let certs: Vec<(String, Issued)> = ips(block, 3)
+        .into_iter()
+        .map(|ip| {
+            let issued = how(&ip);
+            (ip, issued)
+        })
+        .collect();
+    let (files, _ca) = tls_files(dir.path(), false, &certs);
+    if other_ca {
+        std::fs::write(dir.path().join("other-ca.crt"), Ca::new("another CA").pem).unwrap();
+    }
+    let nodes = start_nodes_with(block, 3, &tls_options(files.clone()));
+    let ca = files.path(if other_ca { "other-ca.crt" } else { "ca.crt" });
+    let list = node_list(&nodes);
+    let started = Instant::now();
+    let run = bootstrap(&[
+        ("BOOTSTRAP_NODES", &list),
+        ("BOOTSTRAP_REPLICAS_PER_MASTER", "0"),
+        ("BOOTSTRAP_TLS_CA_FILE", &ca),
+        ("BOOTSTRAP_READY_TIMEOUT", "60s"),
+    ]);
+    assert_eq!(run.code, ExitCode::BadConfig as i32, "{run:?}");
+    // Not retried for the ready timeout: retrying cannot fix a certificate.
+    assert!(started.elapsed() < Duration::from_secs(20), "{run:?}");
+    let line = run
+        .stderr
+        .lines()
+        .find(|l| l.contains("TLS certificate does not verify"))
+        .unwrap_or_else(|| panic!("no line about the certificate: {run:?}"));
+    let node = format!("node-0 ({}:6379)", ip(block, 0));
+    assert!(line.contains(&node), "{line}");
+    for why in why {
+        assert!(line.contains(why), "{line} lacks {why:?}");
+    }
+    // The nodes were never touched (asked without verifying: the certificate may be bad).
+    for n in &nodes {
+        let info = n.cli(&["--insecure", "cluster", "info"]);
+        assert!(info.contains("cluster_known_nodes:1"), "{info}");
+    }
+}
+
+#[test]
+fn a_certificate_from_another_ca_is_exit_2_naming_the_node() {
+    refused_at_once(
+        218,
+        |_| Issued::ForIp,
+        true,
+        &["not signed by a CA of the bundle"],
+    );
+}
+
+#[test]
+fn an_expired_certificate_is_exit_2_naming_the_node() {
+    refused_at_once(
+        219,
+        |_| Issued::Expired,
+        false,
+        &["certificate expired: not valid after 2021-01-01T00:00:00Z"],
+    );
+}
+
+#[test]
+fn a_certificate_for_another_name_is_exit_2_naming_the_node() {
+    refused_at_once(
+        220,
+        |_| Issued::ForOtherIp,
+        false,
+        &["127.0.220.11", "not valid for name"],
+    );
+}
+
+#[test]
+fn bad_tls_files_are_exit_2_naming_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let (files, _ca) = tls_files(dir.path(), false, &[]);
+    let ca = files.path("ca.crt");
+    let missing = files.path("missing.crt");
+    let key = files.path("client.key");
+    let cert = files.path("client.crt");
+    let cases: [(&[(&str, &str)], &str); 4] = [
+        (
+            &[("BOOTSTRAP_TLS_CA_FILE", &missing)],
+            "BOOTSTRAP_TLS_CA_FILE=",
+        ),
+        (&[("BOOTSTRAP_TLS_CA_FILE", &key)], "BOOTSTRAP_TLS_CA_FILE="),
+        (
+            &[
+                ("BOOTSTRAP_TLS_CA_FILE", &ca),
+                ("BOOTSTRAP_TLS_CERT_FILE", &cert),
+            ],
+            "BOOTSTRAP_TLS_KEY_FILE is not",
+        ),
+        (
+            &[
+                ("BOOTSTRAP_TLS_CERT_FILE", &cert),
+                ("BOOTSTRAP_TLS_KEY_FILE", &key),
+            ],
+            "BOOTSTRAP_TLS_CA_FILE is not",
+        ),
+    ];
+    for (vars, expected) in cases {
+        // Addresses nothing listens on: the files are checked before any node is reached.
+        let mut env = vec![("BOOTSTRAP_NODES", "127.0.221.11:6379,127.0.221.12:6379")];
+        env.extend_from_slice(vars);
+        let run = bootstrap(&env);
+        assert_eq!(run.code, ExitCode::BadConfig as i32, "{run:?}");
+        assert!(run.stderr.contains(expected), "{expected}: {run:?}");
+    }
+}
