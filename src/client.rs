@@ -13,7 +13,7 @@ use redis::{
 use crate::commands;
 use crate::credentials::Credentials;
 use crate::node::Node;
-use crate::tls::{self, Tls};
+use crate::tls::Tls;
 use crate::{Error, Result};
 
 /// How long one connection attempt may take.
@@ -167,7 +167,7 @@ pub async fn connect_all(
 /// The TLS path: our own TCP connection to the resolved IP, the handshake checking the name the
 /// node is expected to have ([`Tls::handshake`]), then the redis crate's connection over that
 /// stream (AUTH and the response timeout as on the plaintext path). A certificate that does not
-/// verify is [`Error::Config`]: retrying cannot fix it.
+/// verify, or that the node refuses, is [`Error::Config`]: retrying cannot fix it.
 async fn connect_tls(
     node: &Node,
     tls: &Tls,
@@ -182,13 +182,36 @@ async fn connect_tls(
             tls.handshake(node, tcp).await
         };
         let stream = handshake.await.map_err(|e| {
-            tls::verification_failure(node, &e).unwrap_or_else(|| unreachable(node, e.into()))
+            tls.handshake_failure(node, &e)
+                .unwrap_or_else(|| unreachable(node, e.into()))
         })?;
-        let (conn, driver) = MultiplexedConnection::new_with_config(redis, stream, config)
+        let seen = stream.seen();
+        let asked = stream.asked_for_a_certificate();
+        let for_want_of_a_certificate = || tls.refused_for_want_of_a_certificate(node, asked);
+        // rustls's reason when there is one, else what a refusal for want of a certificate looks
+        // like with TLS 1.3 (a reset), else the Redis error as on the plaintext path.
+        let explain = |e: redis::RedisError| {
+            let tls_error = seen.lock().unwrap_or_else(|p| p.into_inner()).take();
+            tls_error
+                .and_then(|tls_error| tls.refusal(node, &tls_error))
+                .or_else(for_want_of_a_certificate)
+                .unwrap_or_else(|| classify(node, "connect", credentials, e))
+        };
+        let (mut conn, driver) = MultiplexedConnection::new_with_config(redis, stream, config)
             .await
-            .map_err(|e| classify(node, "connect", credentials, e))?;
+            .map_err(explain)?;
+        let driver = tokio::spawn(driver);
+        // The node asked for a client certificate and got none: it refuses the connection on its
+        // first command (tls-auth-clients yes) or serves it (optional). Ask now, not mid-plan.
+        if for_want_of_a_certificate().is_some() {
+            let ping = redis::cmd("PING");
+            commands::check(&ping)?;
+            if let Err(e) = ping.query_async::<()>(&mut conn).await {
+                driver.abort();
+                return Err(explain(e));
+            }
+        }
         // The driver ends when the last clone of the connection is dropped.
-        tokio::spawn(driver);
         Ok(conn)
     };
     tokio::time::timeout(CONNECT_TIMEOUT, setup)

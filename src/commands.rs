@@ -35,7 +35,8 @@ pub const SENT: &[Entry] = &[
     ),
     (
         "ping",
-        "not sent today: a liveness check that touches nothing, granted so a health check needs no ACL change",
+        "connect over TLS: does a node that asked for a client certificate and got none serve us \
+         (tls-auth-clients optional); a liveness check that touches nothing",
     ),
     // Form, re-mesh, replace.
     ("cluster|addslotsrange", "form: give a master its slots"),

@@ -7,11 +7,15 @@
 //! against the certificate's IP SANs). rustls with ring, no OpenSSL: the image stays distroless.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 
 use rustls::ClientConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
@@ -23,7 +27,7 @@ use crate::node::Node;
 /// clone.
 #[derive(Clone)]
 pub struct Tls {
-    connector: TlsConnector,
+    config: Arc<ClientConfig>,
     client_cert: bool,
 }
 
@@ -97,43 +101,176 @@ impl Tls {
             }
         };
         Ok(Some(Tls {
-            connector: TlsConnector::from(Arc::new(config)),
+            config: Arc::new(config),
             client_cert: cert.is_some(),
         }))
     }
 
     /// The TLS handshake over `tcp` (already connected to `node.addr`), checking the certificate
     /// against the CA and [`Node::tls_name`]. The error is rustls's, inside the `io::Error`; see
-    /// [`verification_failure`].
-    pub async fn handshake(
-        &self,
-        node: &Node,
-        tcp: TcpStream,
-    ) -> std::io::Result<TlsStream<TcpStream>> {
+    /// [`Tls::handshake_failure`].
+    pub async fn handshake(&self, node: &Node, tcp: TcpStream) -> std::io::Result<Watched> {
         let name = ServerName::try_from(node.tls_name.clone()).map_err(|e| {
             std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
                 format!("{:?} is not a DNS name or an IP: {e}", node.tls_name),
             )
         })?;
-        self.connector.connect(name, tcp).await
+        // Without a client certificate, each connection notes whether the node asked for one.
+        let asked = Arc::new(AskedForNone::default());
+        let config = if self.client_cert {
+            self.config.clone()
+        } else {
+            let mut config = (*self.config).clone();
+            config.client_auth_cert_resolver = asked.clone();
+            Arc::new(config)
+        };
+        let inner = TlsConnector::from(config).connect(name, tcp).await?;
+        Ok(Watched {
+            inner,
+            seen: Arc::default(),
+            asked_for_a_certificate: asked.0.load(Ordering::Relaxed),
+        })
+    }
+
+    /// The configuration error for a handshake that failed for a reason retrying cannot fix;
+    /// `None` for any other failure (the node is not up yet, or not speaking TLS yet).
+    pub fn handshake_failure(&self, node: &Node, e: &std::io::Error) -> Option<Error> {
+        self.refusal(node, e.get_ref()?.downcast_ref::<rustls::Error>()?)
+    }
+
+    /// The configuration error for a connection that failed right after a handshake in which the
+    /// node asked for a client certificate and got none: with TLS 1.3 its refusal may be lost in
+    /// a reset connection, before the alert that says so is read. A node with
+    /// `tls-auth-clients optional` asks too, but then the connection does not fail.
+    pub fn refused_for_want_of_a_certificate(&self, node: &Node, asked: bool) -> Option<Error> {
+        (!self.client_cert && asked).then(|| {
+            self.refusal(
+                node,
+                &rustls::Error::AlertReceived(rustls::AlertDescription::CertificateRequired),
+            )
+            .expect("CertificateRequired is a refusal")
+        })
+    }
+
+    /// The configuration error for a TLS error retrying cannot fix: the node's certificate does not
+    /// verify (unknown CA, expired, another name), or the node refuses ours (it wants one, or does
+    /// not trust it). With TLS 1.3 the node says so only after the handshake, on the first read:
+    /// see [`Watched::seen`].
+    pub fn refusal(&self, node: &Node, e: &rustls::Error) -> Option<Error> {
+        use rustls::AlertDescription as A;
+        match e {
+            rustls::Error::InvalidCertificate(reason) => Some(Error::Config(format!(
+                "node {node}: its TLS certificate does not verify as {:?} against \
+                 BOOTSTRAP_TLS_CA_FILE: {}",
+                node.tls_name,
+                readable(reason)
+            ))),
+            rustls::Error::AlertReceived(
+                alert @ (A::CertificateRequired
+                | A::BadCertificate
+                | A::UnsupportedCertificate
+                | A::CertificateRevoked
+                | A::CertificateExpired
+                | A::CertificateUnknown
+                | A::UnknownCA
+                | A::AccessDenied),
+            ) => Some(Error::Config(if self.client_cert {
+                format!(
+                    "node {node} refuses the client certificate of BOOTSTRAP_TLS_CERT_FILE \
+                     ({alert:?}): expected one signed by the CA of the nodes' tls-ca-cert-file, \
+                     and valid now"
+                )
+            } else {
+                format!(
+                    "node {node} asks for a client certificate ({alert:?}, tls-auth-clients): \
+                     set BOOTSTRAP_TLS_CERT_FILE and BOOTSTRAP_TLS_KEY_FILE to one signed by the \
+                     nodes' CA"
+                )
+            })),
+            _ => None,
+        }
     }
 }
 
-/// The configuration error for a handshake that failed because the node's certificate does not
-/// verify (unknown CA, expired, another name): retrying cannot fix it, the certificates or
-/// `BOOTSTRAP_TLS_CA_FILE` must change. `None` for any other failure (the node is not up yet, or
-/// not speaking TLS yet).
-pub fn verification_failure(node: &Node, e: &std::io::Error) -> Option<Error> {
-    let rustls_error = e.get_ref()?.downcast_ref::<rustls::Error>()?;
-    match rustls_error {
-        rustls::Error::InvalidCertificate(reason) => Some(Error::Config(format!(
-            "node {node}: its TLS certificate does not verify as {:?} against \
-             BOOTSTRAP_TLS_CA_FILE: {}",
-            node.tls_name,
-            readable(reason)
-        ))),
-        _ => None,
+/// A TLS stream that keeps the first TLS error seen after the handshake, for the connect error
+/// to explain: the redis crate keeps only the text of an I/O error, not rustls's error inside it.
+pub struct Watched {
+    inner: TlsStream<TcpStream>,
+    seen: Arc<Mutex<Option<rustls::Error>>>,
+    asked_for_a_certificate: bool,
+}
+
+/// The client-certificate resolver when there is none: it notes that the node asked.
+#[derive(Debug, Default)]
+struct AskedForNone(AtomicBool);
+
+impl rustls::client::ResolvesClientCert for AskedForNone {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[rustls::SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        self.0.store(true, Ordering::Relaxed);
+        None
+    }
+
+    fn has_certs(&self) -> bool {
+        false
+    }
+}
+
+impl Watched {
+    /// Whether the node asked for a client certificate when the tool has none.
+    pub fn asked_for_a_certificate(&self) -> bool {
+        self.asked_for_a_certificate
+    }
+
+    /// Where the first TLS error will be, once the stream is handed to the redis crate.
+    pub fn seen(&self) -> Arc<Mutex<Option<rustls::Error>>> {
+        self.seen.clone()
+    }
+
+    fn keep<T>(&self, poll: Poll<std::io::Result<T>>) -> Poll<std::io::Result<T>> {
+        if let Poll::Ready(Err(e)) = &poll
+            && let Some(tls) = e.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>())
+        {
+            let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            seen.get_or_insert_with(|| tls.clone());
+        }
+        poll
+    }
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
+        self.keep(poll)
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.keep(poll)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let poll = Pin::new(&mut self.inner).poll_flush(cx);
+        self.keep(poll)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let poll = Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.keep(poll)
     }
 }
 

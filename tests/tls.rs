@@ -301,3 +301,67 @@ fn bad_tls_files_are_exit_2_naming_the_variable() {
         assert!(run.stderr.contains(expected), "{expected}: {run:?}");
     }
 }
+
+/// A node with `tls-auth-clients yes` and no client certificate given: exit 2 at once (with TLS
+/// 1.3 the node says so only after the handshake).
+#[test]
+fn a_node_that_asks_for_a_client_certificate_without_one_is_exit_2() {
+    let block = 222;
+    let dir = tempfile::tempdir().unwrap();
+    let certs: Vec<(String, Issued)> = ips(block, 3)
+        .into_iter()
+        .map(|ip| (ip, Issued::ForIp))
+        .collect();
+    let (files, _ca) = tls_files(dir.path(), true, &certs);
+    let nodes = start_nodes_with(block, 3, &tls_options(files.clone()));
+    let ca = files.path("ca.crt");
+    let list = node_list(&nodes);
+    let started = Instant::now();
+    let run = bootstrap(&[
+        ("BOOTSTRAP_NODES", &list),
+        ("BOOTSTRAP_REPLICAS_PER_MASTER", "0"),
+        ("BOOTSTRAP_TLS_CA_FILE", &ca),
+        ("BOOTSTRAP_READY_TIMEOUT", "8s"),
+    ]);
+    assert_eq!(run.code, ExitCode::BadConfig as i32, "{run:?}");
+    assert!(started.elapsed() < Duration::from_secs(6), "{run:?}");
+    let node = format!(
+        "node-0 ({}:6379) asks for a client certificate",
+        ip(block, 0)
+    );
+    assert!(run.stderr.contains(&node), "{run:?}");
+    assert!(
+        run.stderr.contains("set BOOTSTRAP_TLS_CERT_FILE"),
+        "{run:?}"
+    );
+}
+
+/// `tls-auth-clients optional`: the nodes ask for a client certificate but serve a client
+/// without one, so the binary without one forms the cluster.
+#[test]
+fn a_node_that_only_offers_client_authentication_is_served_without_a_certificate() {
+    let block = 217;
+    let dir = tempfile::tempdir().unwrap();
+    let certs: Vec<(String, Issued)> = ips(block, 3)
+        .into_iter()
+        .map(|ip| (ip, Issued::ForIp))
+        .collect();
+    let (files, _ca) = tls_files(dir.path(), false, &certs);
+    let options = Options {
+        extra: vec!["--tls-auth-clients".into(), "optional".into()],
+        ..tls_options(files.clone())
+    };
+    let nodes = start_nodes_with(block, 3, &options);
+    let ca = files.path("ca.crt");
+    let list = node_list(&nodes);
+    let run = bootstrap(&[
+        ("BOOTSTRAP_NODES", &list),
+        ("BOOTSTRAP_REPLICAS_PER_MASTER", "0"),
+        ("BOOTSTRAP_TLS_CA_FILE", &ca),
+        ("BOOTSTRAP_READY_TIMEOUT", "10s"),
+        ("BOOTSTRAP_CONVERGE_TIMEOUT", "60s"),
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let (ok, text) = cluster_check(&nodes[0]);
+    assert!(ok, "{text}");
+}
