@@ -10,12 +10,14 @@
 
 mod common;
 mod dns;
+mod fake_api;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::*;
 use dns::FakeDns;
+use fake_api::{FakeApi, Stage};
 use redis_cluster_bootstrap::ExitCode;
 
 /// A CA that signs node and client certificates.
@@ -365,4 +367,62 @@ fn a_node_that_only_offers_client_authentication_is_served_without_a_certificate
     assert_eq!(run.code, 0, "{run:?}");
     let (ok, text) = cluster_check(&nodes[0]);
     assert!(ok, "{text}");
+}
+
+/// Kubernetes mode as production runs it: the certificate names `*.<service>.<ns>.svc.<domain>`
+/// (components/tls), the nodes offer client authentication (`optional`) and the Job presents its
+/// certificate. A certificate for another namespace's pods is exit 2 naming the pod, its address
+/// and the name expected.
+#[test]
+fn kubernetes_mode_checks_each_pod_s_dns_name() {
+    for (block, namespace_in_cert, formed) in [(223, "infra", true), (224, "other", false)] {
+        let dir = tempfile::tempdir().unwrap();
+        let wildcard = format!("*.redis-service.{namespace_in_cert}.svc.cluster.local");
+        let certs: Vec<(String, Issued)> = ips(block, 6)
+            .into_iter()
+            .map(|ip| (ip, Issued::ForName(wildcard.clone())))
+            .collect();
+        let (files, _ca) = tls_files(dir.path(), false, &certs);
+        let options = Options {
+            extra: vec!["--tls-auth-clients".into(), "optional".into()],
+            ..tls_options(files.clone())
+        };
+        let nodes = start_nodes_with(block, 6, &options);
+        let api = FakeApi::start(block, "infra");
+        api.show(&Stage::ready(6, 6));
+        let dns = FakeDns::start(block);
+        for (i, node) in nodes.iter().enumerate() {
+            let name = format!("redis-app-{i}.redis-service.infra.svc.cluster.local");
+            dns.add(&name, node.addr.ip());
+        }
+        let kubeconfig = api.kubeconfig("infra");
+        let server = dns.addr.to_string();
+        let (ca, cert, key) = (
+            files.path("ca.crt"),
+            files.path("client.crt"),
+            files.path("client.key"),
+        );
+        let run = bootstrap(&[
+            ("KUBECONFIG", &kubeconfig),
+            ("BOOTSTRAP_DNS_SERVER", &server),
+            ("BOOTSTRAP_TLS_CA_FILE", &ca),
+            ("BOOTSTRAP_TLS_CERT_FILE", &cert),
+            ("BOOTSTRAP_TLS_KEY_FILE", &key),
+            ("BOOTSTRAP_READY_TIMEOUT", "30s"),
+            ("BOOTSTRAP_CONVERGE_TIMEOUT", "60s"),
+        ]);
+        if formed {
+            assert_eq!(run.code, 0, "{run:?}");
+            let (ok, text) = cluster_check(&nodes[0]);
+            assert!(ok, "{text}");
+        } else {
+            assert_eq!(run.code, ExitCode::BadConfig as i32, "{run:?}");
+            let expected = format!(
+                "redis-app-0 ({}:6379): its TLS certificate does not verify as \
+                 \"redis-app-0.redis-service.infra.svc.cluster.local\"",
+                ip(block, 0)
+            );
+            assert!(run.stderr.contains(&expected), "{run:?}");
+        }
+    }
 }
