@@ -14,7 +14,7 @@ use serde::Deserialize;
 use crate::Error;
 use crate::credentials::Credentials;
 use crate::node::HostPort;
-use crate::tls::Tls;
+use crate::tls::{Tls, TlsFiles};
 
 /// The prefix of every variable.
 pub const PREFIX: &str = "BOOTSTRAP_";
@@ -132,7 +132,10 @@ pub struct Settings {
     pub dns_server: Option<SocketAddr>,
     /// AUTH: a password, with an ACL user when one is set.
     pub credentials: Option<Credentials>,
-    /// TLS to every node, when `BOOTSTRAP_TLS_CA_FILE` is set.
+    /// The `BOOTSTRAP_TLS_*` files, when `BOOTSTRAP_TLS_CA_FILE` is set.
+    pub tls_files: Option<TlsFiles>,
+    /// Those files read and checked ([`Settings::from_env`] reads them at startup; the pipeline
+    /// reads them itself when settings were made otherwise).
     pub tls: Option<Tls>,
     /// Text or JSON output.
     pub log_format: LogFormat,
@@ -155,7 +158,7 @@ impl std::fmt::Debug for Settings {
             .field("nodes", &self.nodes)
             .field("dns_server", &self.dns_server)
             .field("credentials", &self.credentials)
-            .field("tls", &self.tls)
+            .field("tls_files", &self.tls_files)
             .field("log_format", &self.log_format)
             .field("dry_run", &self.dry_run)
             .finish()
@@ -190,8 +193,17 @@ impl Settings {
     /// Variables that are not `BOOTSTRAP_*` are never looked at, even when they are not UTF-8
     /// (any process may inherit such a variable); a `BOOTSTRAP_*` one that is not UTF-8 is an
     /// error naming it.
+    ///
+    /// The TLS files are read here too, so a bad one stops the run before anything else (the
+    /// manifest tests check a Job's environment with [`Settings::from_vars`], without the files).
     pub fn from_env() -> Result<Settings, Error> {
-        Settings::from_vars(utf8_vars(std::env::vars_os())?)
+        let mut settings = Settings::from_vars(utf8_vars(std::env::vars_os())?)?;
+        settings.tls = settings
+            .tls_files
+            .as_ref()
+            .map(TlsFiles::load)
+            .transpose()?;
+        Ok(settings)
     }
 
     /// Reads and validates the given variables (all of them; non-`BOOTSTRAP_` ones are ignored).
@@ -254,7 +266,7 @@ impl Settings {
             })
             .transpose()?;
         let credentials = credentials(raw.username, raw.password)?;
-        let tls = Tls::from_files(
+        let tls_files = TlsFiles::from_vars(
             raw.tls_ca_file.as_deref(),
             raw.tls_cert_file.as_deref(),
             raw.tls_key_file.as_deref(),
@@ -294,7 +306,8 @@ impl Settings {
             nodes,
             dns_server,
             credentials,
-            tls,
+            tls_files,
+            tls: None,
             log_format,
             dry_run,
         })
@@ -604,6 +617,34 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.starts_with("BOOTSTRAP_USERNAME"), "{err}");
+    }
+
+    #[test]
+    fn tls_files_pair_up_here_and_are_read_at_startup() {
+        // from_vars checks the pairing only: the manifest tests run it on a Job's environment.
+        let s = settings(&[
+            ("BOOTSTRAP_TLS_CA_FILE", "/etc/redis-tls/ca.crt"),
+            ("BOOTSTRAP_TLS_CERT_FILE", "/etc/redis-tls/tls.crt"),
+            ("BOOTSTRAP_TLS_KEY_FILE", "/etc/redis-tls/tls.key"),
+        ])
+        .unwrap();
+        let files = s.tls_files.unwrap();
+        assert_eq!(files.ca, "/etc/redis-tls/ca.crt");
+        assert!(s.tls.is_none(), "read by from_env, not from_vars");
+        let err = settings(&[("BOOTSTRAP_TLS_KEY_FILE", "/k")]).unwrap_err();
+        assert!(
+            err.to_string().starts_with("BOOTSTRAP_TLS_KEY_FILE is set"),
+            "{err}"
+        );
+        let err = settings(&[
+            ("BOOTSTRAP_TLS_CERT_FILE", "/c"),
+            ("BOOTSTRAP_TLS_KEY_FILE", "/k"),
+        ])
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("BOOTSTRAP_TLS_CA_FILE is not"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -110,6 +110,12 @@ pub async fn bootstrap(
         layout.replicas_per_master
     );
 
+    // Read already at startup by Settings::from_env; read here when the settings came otherwise,
+    // so TLS is never silently off.
+    let tls = match (&settings.tls, &settings.tls_files) {
+        (None, Some(files)) => Some(files.load()?),
+        (tls, _) => tls.clone(),
+    };
     let clients = unless_stopped(
         shutdown,
         "connect",
@@ -117,7 +123,7 @@ pub async fn bootstrap(
         client::connect_all(
             nodes,
             settings.credentials.as_ref(),
-            settings.tls.as_ref(),
+            tls.as_ref(),
             settings.ready_timeout,
         ),
     )

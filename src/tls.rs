@@ -39,36 +39,26 @@ impl std::fmt::Debug for Tls {
     }
 }
 
-impl Tls {
-    /// Reads and checks the files named by the variables: `None` when none is set. Every problem
-    /// is an [`Error::Config`] naming the variable.
-    pub fn from_files(
+/// The files named by `BOOTSTRAP_TLS_*`, paired as they must be (a CA, and a client certificate
+/// with its key or neither), not read yet: [`TlsFiles::load`] reads them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// `BOOTSTRAP_TLS_CA_FILE`.
+    pub ca: String,
+    /// `BOOTSTRAP_TLS_CERT_FILE` and `BOOTSTRAP_TLS_KEY_FILE`.
+    pub client: Option<(String, String)>,
+}
+
+impl TlsFiles {
+    /// The files as the variables name them: `None` when none is set; an [`Error::Config`]
+    /// naming the variable when they do not pair up.
+    pub fn from_vars(
         ca: Option<&str>,
         cert: Option<&str>,
         key: Option<&str>,
-    ) -> Result<Option<Tls>, Error> {
-        let Some(ca) = ca else {
-            return match (cert, key) {
-                (None, None) => Ok(None),
-                (Some(_), _) => Err(without_ca("BOOTSTRAP_TLS_CERT_FILE")),
-                (None, Some(_)) => Err(without_ca("BOOTSTRAP_TLS_KEY_FILE")),
-            };
-        };
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in certificates("BOOTSTRAP_TLS_CA_FILE", ca)? {
-            roots.add(cert).map_err(|e| {
-                Error::Config(format!(
-                    "BOOTSTRAP_TLS_CA_FILE={ca:?}: a certificate in it is not a usable CA: {e}"
-                ))
-            })?;
-        }
-        let builder =
-            ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                .with_safe_default_protocol_versions()
-                .map_err(|e| Error::Internal(format!("rustls has no TLS version for ring: {e}")))?
-                .with_root_certificates(roots);
-        let config = match (cert, key) {
-            (None, None) => builder.with_no_client_auth(),
+    ) -> Result<Option<TlsFiles>, Error> {
+        let client = match (cert, key) {
+            (None, None) => None,
             (Some(_), None) => {
                 return Err(Error::Config(
                     "BOOTSTRAP_TLS_CERT_FILE is set but BOOTSTRAP_TLS_KEY_FILE is not: expected both \
@@ -83,7 +73,38 @@ impl Tls {
                         .into(),
                 ));
             }
-            (Some(cert), Some(key)) => {
+            (Some(cert), Some(key)) => Some((cert.to_string(), key.to_string())),
+        };
+        match (ca, client) {
+            (None, None) => Ok(None),
+            (None, Some(_)) => Err(without_ca("BOOTSTRAP_TLS_CERT_FILE")),
+            (Some(ca), client) => Ok(Some(TlsFiles {
+                ca: ca.to_string(),
+                client,
+            })),
+        }
+    }
+
+    /// Reads and checks the files (at startup: [`crate::config::Settings::from_env`]). Every
+    /// problem is an [`Error::Config`] naming the variable.
+    pub fn load(&self) -> Result<Tls, Error> {
+        let ca = self.ca.as_str();
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in certificates("BOOTSTRAP_TLS_CA_FILE", ca)? {
+            roots.add(cert).map_err(|e| {
+                Error::Config(format!(
+                    "BOOTSTRAP_TLS_CA_FILE={ca:?}: a certificate in it is not a usable CA: {e}"
+                ))
+            })?;
+        }
+        let builder =
+            ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .map_err(|e| Error::Internal(format!("rustls has no TLS version for ring: {e}")))?
+                .with_root_certificates(roots);
+        let config = match &self.client {
+            None => builder.with_no_client_auth(),
+            Some((cert, key)) => {
                 let chain = certificates("BOOTSTRAP_TLS_CERT_FILE", cert)?;
                 let key_der = PrivateKeyDer::from_pem_slice(&read("BOOTSTRAP_TLS_KEY_FILE", key)?)
                     .map_err(|e| {
@@ -100,10 +121,23 @@ impl Tls {
                 })?
             }
         };
-        Ok(Some(Tls {
+        Ok(Tls {
             config: Arc::new(config),
-            client_cert: cert.is_some(),
-        }))
+            client_cert: self.client.is_some(),
+        })
+    }
+}
+
+impl Tls {
+    /// [`TlsFiles::from_vars`], then [`TlsFiles::load`].
+    pub fn from_files(
+        ca: Option<&str>,
+        cert: Option<&str>,
+        key: Option<&str>,
+    ) -> Result<Option<Tls>, Error> {
+        TlsFiles::from_vars(ca, cert, key)?
+            .map(|files| files.load())
+            .transpose()
     }
 
     /// The TLS handshake over `tcp` (already connected to `node.addr`), checking the certificate
