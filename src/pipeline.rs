@@ -13,7 +13,7 @@ use crate::node::Node;
 use crate::plan::{self, Decision};
 use crate::report::{self, Summary};
 use crate::shutdown::Shutdown;
-use crate::{Error, Result, converge, form, kubernetes, observe, resolve};
+use crate::{Error, Result, converge, form, kubernetes, migrate, observe, resolve};
 
 /// Runs the program for these settings: finds the nodes, then bootstraps them. `shutdown` stops
 /// it at the next safe point.
@@ -176,6 +176,29 @@ pub async fn bootstrap(
     } else {
         form::form(&clients, &plan, settings.converge_timeout, shutdown).await?;
         timer.done("form");
+        if plan
+            .steps
+            .iter()
+            .any(|s| matches!(s, plan::Step::MoveSlots { .. }))
+        {
+            let auth = migrate::Auth::from_settings(settings);
+            let moved = migrate::run(
+                &clients,
+                &plan.steps,
+                &auth,
+                settings.converge_timeout,
+                shutdown,
+            )
+            .await?;
+            info!(
+                slots = moved.slots,
+                keys = moved.keys,
+                "moved {} slot(s) and {} key(s)",
+                moved.slots,
+                moved.keys
+            );
+            timer.done("move slots");
+        }
         let agreed = unless_stopped(
             shutdown,
             "converge",

@@ -23,6 +23,7 @@ mod components;
 mod fresh;
 mod partial;
 pub mod placement;
+pub mod rebalance;
 mod reconnect;
 mod refuse;
 mod replace;
