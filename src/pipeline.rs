@@ -228,6 +228,9 @@ fn explain(decision: Decision) -> &'static str {
         Decision::Partial => "an earlier run was interrupted; finishing what is missing",
         Decision::Reconnect => "the nodes lost each other (new addresses); re-introducing them",
         Decision::Settling => "the cluster is complete; waiting for every node to agree",
+        Decision::Grow => {
+            "the StatefulSet grew by whole shards; adding them and moving their share of slots"
+        }
         Decision::Replace => {
             "a pod lost its volume and came back empty; forgetting its old node ID and adding it as a replica"
         }
