@@ -1,6 +1,8 @@
 //! Before the first slot moves, every master of a move must know the others by ID: `SETSLOT
 //! IMPORTING <source>` and `SETSLOT NODE <target>` fail on a node that has not finished its
-//! handshake with them, which a just-met master may not have.
+//! handshake with them, which a just-met master may not have. And each target must report
+//! `cluster_state:ok`: a just-met master stays `fail` for up to `cluster-node-timeout`, and
+//! answers the `RESTORE-ASKING` of a `MIGRATE` with `CLUSTERDOWN` until then.
 
 use std::time::{Duration, Instant};
 
@@ -33,8 +35,29 @@ pub async fn wait(clients: &[Client], steps: &[Step], timeout: Duration) -> Resu
                 }
             }
         }
+        state_ok(&clients[*to], deadline, timeout).await?;
     }
     Ok(())
+}
+
+/// Waits until `client`'s node reports `cluster_state:ok`.
+async fn state_ok(client: &Client, deadline: Instant, timeout: Duration) -> Result<()> {
+    loop {
+        let info: String = client
+            .query(redis::cmd("CLUSTER").arg("INFO"), "CLUSTER INFO")
+            .await?;
+        if info.lines().any(|l| l.trim() == "cluster_state:ok") {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::Timeout {
+                phase: "the new masters' cluster_state",
+                after: timeout,
+                detail: format!("{} still reports cluster_state:fail", client.node),
+            });
+        }
+        tokio::time::sleep(POLL).await;
+    }
 }
 
 /// Waits until `client`'s node knows node `id` (handshake done): an O(1) lookup.
