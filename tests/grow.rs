@@ -155,6 +155,12 @@ fn grow_while_writing(
         grown.stderr.contains("→"),
         "the moves are logged: {grown:?}"
     );
+    // The phase timings, for `--nocapture`.
+    grown
+        .stderr
+        .lines()
+        .filter(|l| l.contains(" done in ") || l.contains("moved "))
+        .for_each(|l| eprintln!("{l}"));
     let live = written.load(Ordering::Relaxed);
     assert!(live > 0, "the writer wrote nothing while the cluster grew");
     (nodes, live)

@@ -1,15 +1,17 @@
 //! The slot-migration engine: carries out the [`Step::MoveSlots`] of a plan (a growth or a drain).
 //!
-//! - [`slot`]: one slot's move (`SETSLOT IMPORTING`/`MIGRATING`, the keys, `SETSLOT NODE`);
-//! - [`keys`]: the keys of one slot, in batches (`GETKEYSINSLOT` + `MIGRATE ... KEYS`);
+//! - [`slot`]: a group of slots' move, one round trip per step (`SETSLOT IMPORTING`/`MIGRATING`,
+//!   the keys, `SETSLOT NODE`);
+//! - [`keys`]: the keys of those slots, in batches (`GETKEYSINSLOT` + `MIGRATE ... KEYS`);
 //! - [`auth`]: the credentials `MIGRATE` passes on;
 //! - [`known`]: waits until the masters of each move know each other;
 //! - [`functions`]: `FUNCTION DUMP`/`RESTORE` onto new masters.
 //!
 //! Concurrency: moves run at once unless they share a node: a node gives or receives one slot at a
 //! time (each move holds the locks of its source and its target), so moves from different sources
-//! to different targets overlap and no node is asked to import and migrate the same moment. Slots
-//! follow each other with no pause. A signal stops a move between two slots, never with a slot open.
+//! to different targets overlap and no node is asked to import and migrate the same moment. Groups
+//! of slots follow each other with no pause. A signal stops a move between two groups, never with
+//! a slot open.
 
 pub mod auth;
 pub mod functions;
@@ -80,7 +82,7 @@ pub async fn run(
     }))
 }
 
-/// Runs one `MoveSlots` step, slot after slot.
+/// Runs one `MoveSlots` step, one group of slots after the other.
 async fn one_move(
     clients: &[Client],
     nodes: &[Node],
@@ -114,7 +116,8 @@ async fn one_move(
     let started = Instant::now();
     let total = slots::count(ranges);
     let mut moved = Moved::default();
-    for s in ranges.iter().flat_map(|r| r.clone()) {
+    let all: Vec<u16> = ranges.iter().flat_map(|r| r.clone()).collect();
+    for group in all.chunks(slot::GROUP) {
         if let Some(signal) = shutdown.requested() {
             return Err(Error::Interrupted {
                 signal,
@@ -126,8 +129,8 @@ async fn one_move(
                 ),
             });
         }
-        moved.keys += slot::move_slot(&pair, s, auth).await?;
-        moved.slots += 1;
+        moved.keys += slot::move_slots(&pair, group, auth).await?;
+        moved.slots += group.len();
     }
     info!(
         slots = moved.slots,
