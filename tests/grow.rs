@@ -140,6 +140,16 @@ fn grow_while_writing(
     assert_eq!(formed.code, 0, "{formed:?}");
     rt.block_on(write_keys(&nodes, KEYS));
     add_pods(&mut nodes, block, new);
+    // A dry run prints every move and changes nothing.
+    reset_stats(&nodes);
+    let list = node_list(&nodes);
+    let mut dry = env(&list, replicas);
+    dry.push(("BOOTSTRAP_DRY_RUN", "true"));
+    let dry = bootstrap(&dry);
+    assert_eq!(dry.code, 0, "{dry:?}");
+    assert!(dry.stdout.contains("would run slot 0-"), "{dry:?}");
+    assert!(dry.stdout.contains(&format!("→ node-{old}")), "{dry:?}");
+    assert_no_writes(&nodes);
     let (stop, written) = (
         Arc::new(AtomicBool::new(false)),
         Arc::new(AtomicUsize::new(0)),

@@ -251,12 +251,15 @@ fn check_health(
     Ok(())
 }
 
-/// The open slots, by every node's own account: `[42->-<id>]` (migrating to id) and `[42-<-<id>]`
-/// (importing from id), one entry per slot.
+/// The open slots, by every master's own account: `[42->-<id>]` (migrating to id) and
+/// `[42-<-<id>]` (importing from id), one entry per slot. Replicas are skipped: Valkey 8 shows
+/// their master's open slots on their own line too.
 pub(super) fn open_slots(observations: &[Observation]) -> Vec<OpenSlot> {
     let mut open: Vec<OpenSlot> = Vec::new();
     for o in observations {
-        let Some(me) = o.myself() else { continue };
+        let Some(me) = o.myself().filter(|m| !m.flags.replica) else {
+            continue;
+        };
         for marker in &me.open_slots {
             let Some(parsed) = parse_marker(marker, &o.id) else {
                 continue;
