@@ -14,12 +14,17 @@ const KEYS: usize = 20_000;
 
 /// The pods `from..to` of `block`, started empty beside the formed ones.
 fn add_pods(nodes: &mut Vec<RedisNode>, block: u8, to: usize) {
+    add_pods_with(nodes, block, to, &Options::default());
+}
+
+/// [`add_pods`] with options.
+fn add_pods_with(nodes: &mut Vec<RedisNode>, block: u8, to: usize, options: &Options) {
     let from = nodes.len();
     let ips: Vec<String> = (from..to).map(|i| ip(block, i)).collect();
     nodes.extend(std::thread::scope(|s| {
         let started: Vec<_> = ips
             .iter()
-            .map(|ip| s.spawn(move || RedisNode::start(ip, &Options::default())))
+            .map(|ip| s.spawn(move || RedisNode::start(ip, options)))
             .collect();
         started
             .into_iter()
@@ -258,4 +263,80 @@ fn a_sigkill_in_the_middle_of_a_move_loses_no_key_and_the_next_run_finishes() {
     assert!(!slot_open(&mut conns));
     wait_replicated(&nodes);
     assert_grown(&nodes, 4, "1", 0, &rt);
+}
+
+/// With `requirepass` everywhere, `MIGRATE` authenticates to the new master (a `MIGRATE` without
+/// AUTH fails there with NOAUTH), the password is never logged, and the old masters' functions
+/// are copied to the new one, as `redis-cli --cluster add-node` does.
+#[test]
+fn with_a_password_migrate_authenticates_and_functions_follow() {
+    const PASSWORD: &str = "s3cret";
+    let options = Options {
+        password: Some(PASSWORD.into()),
+        ..Options::default()
+    };
+    let mut nodes = start_nodes_with(162, 6, &options);
+    let list = node_list(&nodes);
+    let mut with_password = env(&list, "1");
+    with_password.push(("BOOTSTRAP_PASSWORD", PASSWORD));
+    let formed = bootstrap(&with_password);
+    assert_eq!(formed.code, 0, "{formed:?}");
+    let library = "#!lua name=grown\nredis.register_function('hello', function() return 'hi' end)";
+    for n in &nodes[..3] {
+        let loaded = redis_cli(n.addr, Some(PASSWORD), &["function", "load", library]);
+        assert_eq!(loaded, "grown");
+    }
+    let urls: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("redis://:{PASSWORD}@{}/", n.addr))
+        .collect();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    const FEW: usize = 2000;
+    let written = rt.block_on(async {
+        let client = redis::cluster::ClusterClient::new(urls.clone()).unwrap();
+        let mut conn = client.get_async_connection().await.unwrap();
+        for i in 0..FEW {
+            let _: () = redis::cmd("SET")
+                .arg(format!("key:{i}"))
+                .arg(i)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+        }
+        FEW
+    });
+    add_pods_with(&mut nodes, 162, 8, &options);
+    let list = node_list(&nodes);
+    let mut with_password = env(&list, "1");
+    with_password.push(("BOOTSTRAP_PASSWORD", PASSWORD));
+    let grown = bootstrap(&with_password);
+    assert_eq!(grown.code, 0, "{grown:?}");
+    assert!(grown.stdout.contains("decision=grow"), "{grown:?}");
+    assert!(!grown.stderr.contains(PASSWORD) && !grown.stdout.contains(PASSWORD));
+    let functions = redis_cli(nodes[6].addr, Some(PASSWORD), &["function", "list"]);
+    assert!(functions.contains("grown"), "{functions}");
+    let moved = redis_cli(nodes[6].addr, Some(PASSWORD), &["dbsize"]);
+    assert!(
+        moved.parse::<usize>().unwrap() > 0,
+        "node-6 holds no key: {moved}"
+    );
+    let found = rt.block_on(async {
+        let urls: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("redis://:{PASSWORD}@{}/", n.addr))
+            .collect();
+        let client = redis::cluster::ClusterClient::new(urls).unwrap();
+        let mut conn = client.get_async_connection().await.unwrap();
+        let mut found = 0;
+        for i in 0..written {
+            let v: Option<usize> = redis::cmd("GET")
+                .arg(format!("key:{i}"))
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            found += usize::from(v == Some(i));
+        }
+        found
+    });
+    assert_eq!(found, FEW);
 }
