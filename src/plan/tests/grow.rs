@@ -264,3 +264,53 @@ fn adding_a_pod_short_of_a_shard_is_refused() {
     let why = Layout::new(7, 1).unwrap_err();
     assert!(why.contains("not divisible"), "{why}");
 }
+
+#[test]
+fn a_grow_killed_between_meet_and_replicate_replicates_and_moves() {
+    let nodes = pods(8);
+    let layout = Layout::new(8, 1).unwrap();
+    // Both new pods met the cluster; both are still slotless masters.
+    let masters = [None, None, None, Some(0), Some(1), Some(2), None, None];
+    let obs = cluster(
+        &masters,
+        &["0-5460", "5461-10922", "10923-16383", "", "", "", "", ""],
+        here,
+    );
+    let p = plan(&nodes, &layout, &obs).unwrap();
+    assert_eq!(p.decision, Decision::Grow);
+    assert!(!p.steps.iter().any(|s| matches!(s, Step::Meet { .. })));
+    assert!(p.steps.contains(&Step::Replicate {
+        node: 7,
+        master: 6,
+        master_id: id(6)
+    }));
+    assert_eq!(moves(&p, &nodes).len(), 3);
+}
+
+/// Killed after `SETSLOT NODE` reached the receiver but not the giver: the receiver owns slot 100
+/// already, the giver still shows it migrating. It is planned again on the same pair (the engine
+/// then only tells the others).
+#[test]
+fn a_slot_the_receiver_already_owns_is_closed_on_the_same_pair() {
+    let nodes = pods(8);
+    let layout = Layout::new(8, 1).unwrap();
+    let mut obs = half_grown([
+        "101-5460",
+        "5461-10922",
+        "10923-16383",
+        "",
+        "",
+        "",
+        "0-100",
+        "",
+    ]);
+    obs[0].nodes[0]
+        .open_slots
+        .push(format!("[100->-{}]", id(6)));
+    let p = plan(&nodes, &layout, &obs).unwrap();
+    assert!(
+        moves(&p, &nodes).contains(&"slot 100-1364: redis-app-0 → redis-app-6".to_string()),
+        "{:?}",
+        moves(&p, &nodes)
+    );
+}
