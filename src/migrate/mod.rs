@@ -7,10 +7,10 @@
 //! - [`known`]: waits until the masters of each move know each other;
 //! - [`functions`]: `FUNCTION DUMP`/`RESTORE` onto new masters.
 //!
-//! Concurrency: moves run at once unless they share a node: a node gives or receives one slot at a
-//! time (each move holds the locks of its source and its target), so moves from different sources
-//! to different targets overlap and no node is asked to import and migrate the same moment. Groups
-//! of slots follow each other with no pause. A signal stops a move between two groups, never with
+//! Concurrency: every move runs at once, except that a node gives one group of slots at a time
+//! (each move holds its source's lock): moves from different sources overlap, also into one target
+//! (6 → 8 fills the new master from the three old ones at once; Redis imports slots from several
+//! nodes at the same time). Groups of slots follow each other with no pause. A signal stops a move between two groups, never with
 //! a slot open.
 
 pub mod auth;
@@ -66,12 +66,10 @@ pub async fn run(
         .map(|step| {
             let (locks, nodes) = (&locks, &nodes);
             async move {
-                let Step::MoveSlots { from, to, .. } = step else {
+                let Step::MoveSlots { from, .. } = step else {
                     unreachable!("filtered")
                 };
-                let (first, second) = ((*from).min(*to), (*from).max(*to));
-                let _a = locks[first].lock().await;
-                let _b = locks[second].lock().await;
+                let _giving = locks[*from].lock().await;
                 one_move(clients, nodes, step, auth, shutdown).await
             }
         });

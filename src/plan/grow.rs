@@ -82,10 +82,25 @@ pub(super) fn grow(
     if masters_to_add == 0 && balanced && open_slots(observations).is_empty() {
         return None;
     }
-    // The cluster owns every slot: a pod outside it that holds data would be lost or doubled.
+    // The cluster owns every slot: a pod outside it that holds data would be lost or doubled. A new
+    // master killed in its first slots holds the keys of slots it is still importing: those are
+    // the grow's own, finished below.
     for &i in &new {
         let (o, node) = (&observations[i], &nodes[i]);
-        if o.keys > 0 || me(i).is_some_and(|m| m.has_slots()) {
+        let importing = |i: usize| {
+            !observations[i].alone()
+                && new_masters.contains(&i)
+                && me(i).is_some_and(|m| m.open_slots.iter().any(|s| s.contains("-<-")))
+        };
+        // Its replica holds a copy of the same keys.
+        let of_importing = me(i).is_some_and(|m| {
+            m.flags.replica
+                && new_masters.iter().any(|&n| {
+                    m.master_id.as_deref() == Some(observations[n].id.as_str()) && importing(n)
+                })
+        });
+        let importing = importing(i) || of_importing;
+        if (o.keys > 0 && !importing) || me(i).is_some_and(|m| m.has_slots()) {
             return Some(Err(format!(
                 "{node} holds {} key(s) and slots [{}] but is not part of the cluster that owns every \
                  slot (old data in its data dir?): move its data away; the bootstrap never deletes data",
@@ -221,14 +236,16 @@ fn name(nodes: &[Node], observations: &[Observation], id: &str) -> String {
 }
 
 /// Before any slot moves, the cluster that exists must be healthy by every member's account: no
-/// node flagged `fail` or `fail?`, every slot served.
+/// node flagged `fail`, every slot served. A `fail?` alone (one node's suspicion, which a busy
+/// machine raises and clears within a node timeout) does not stop it: a node that is really gone
+/// fails the move's commands, which stop the run with its slots left open for the next one.
 fn check_health(
     nodes: &[Node],
     observations: &[Observation],
     owners: &[usize],
 ) -> Result<(), String> {
     for (i, o) in observations.iter().enumerate().filter(|(_, o)| !o.alone()) {
-        if let Some(line) = o.nodes.iter().find(|l| l.flags.fail || l.flags.pfail) {
+        if let Some(line) = o.nodes.iter().find(|l| l.flags.fail) {
             return Err(format!(
                 "{} sees node {} as failing: the cluster must be healthy before slots move; bring that \
                  node back (or let the replace decision handle it), then run the bootstrap again",

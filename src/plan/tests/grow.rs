@@ -232,7 +232,7 @@ fn a_failing_node_stops_the_grow_before_any_move() {
     let layout = Layout::new(8, 1).unwrap();
     let mut obs = six_and(2);
     for o in &mut obs[..6] {
-        o.nodes[4].flags.pfail = true;
+        o.nodes[4].flags.fail = true;
     }
     let why = plan(&nodes, &layout, &obs).unwrap_err();
     assert!(
@@ -312,5 +312,35 @@ fn a_slot_the_receiver_already_owns_is_closed_on_the_same_pair() {
         moves(&p, &nodes).contains(&"slot 100-1364: redis-app-0 → redis-app-6".to_string()),
         "{:?}",
         moves(&p, &nodes)
+    );
+}
+
+/// Killed in the new master's first group of slots: it holds the keys of slots it is importing
+/// but owns none yet. Those keys are the grow's own: the slots are finished, nothing refused.
+#[test]
+fn a_new_master_killed_in_its_first_slots_holds_their_keys_and_is_finished() {
+    let nodes = pods(8);
+    let layout = Layout::new(8, 1).unwrap();
+    let mut obs = half_grown(["0-5460", "5461-10922", "10923-16383", "", "", "", "", ""]);
+    obs[6].keys = 77;
+    obs[7].keys = 77;
+    for slot in 0..3 {
+        obs[0].nodes[0]
+            .open_slots
+            .push(format!("[{slot}->-{}]", id(6)));
+        obs[6].nodes[6]
+            .open_slots
+            .push(format!("[{slot}-<-{}]", id(0)));
+    }
+    let p = plan(&nodes, &layout, &obs).unwrap();
+    assert_eq!(p.decision, Decision::Grow);
+    assert!(moves(&p, &nodes).contains(&"slot 0-1364: redis-app-0 → redis-app-6".to_string()));
+    // The same keys on a new pod that imports nothing are refused.
+    obs[6].nodes[6].open_slots.clear();
+    obs[0].nodes[0].open_slots.clear();
+    let why = plan(&nodes, &layout, &obs).unwrap_err();
+    assert!(
+        why.contains("redis-app-6") && why.contains("77 key(s)"),
+        "{why}"
     );
 }
