@@ -36,6 +36,9 @@ pub async fn drain(source: &Client, target: &Client, slots: &[u16], auth: &Auth)
             .zip(keys)
             .filter(|(_, k)| !k.is_empty())
             .collect();
+        if batches.is_empty() {
+            return Ok(moved);
+        }
         let migrates = batches
             .iter()
             .map(|(_, keys)| (migrate(target, keys, auth), "MIGRATE"))

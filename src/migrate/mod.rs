@@ -34,6 +34,9 @@ use crate::shutdown::Shutdown;
 use crate::slots;
 use crate::{Error, Result};
 
+/// Slots between two progress lines of one move.
+const PROGRESS: usize = 1024;
+
 /// What the moves did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Moved {
@@ -129,6 +132,15 @@ async fn one_move(
         }
         moved.keys += slot::move_slots(&pair, group, auth).await?;
         moved.slots += group.len();
+        // A move of a few thousand slots takes seconds to minutes: say how far it is.
+        if moved.slots % PROGRESS < slot::GROUP && moved.slots < total {
+            info!(
+                "{}: {} of {total} slots, {} keys so far",
+                step.describe(nodes),
+                moved.slots,
+                moved.keys
+            );
+        }
     }
     info!(
         slots = moved.slots,

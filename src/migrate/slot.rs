@@ -65,17 +65,21 @@ pub async fn move_slots(pair: &Pair<'_>, slots: &[u16], auth: &Auth) -> Result<u
             open.push(slot);
         }
     }
-    let migrating = pair
-        .source
-        .each(setslot(
-            &open,
-            "MIGRATING",
-            pair.target_id,
-            "CLUSTER SETSLOT MIGRATING",
-        ))
-        .await?;
-    migrating.into_iter().collect::<Result<Vec<()>>>()?;
-    let mut moved = keys::drain(pair.source, pair.target, &open, auth).await?;
+    let mut moved = 0;
+    // An empty pipeline is an error to Redis: every slot of a resumed group may be owned already.
+    if !open.is_empty() {
+        let migrating = pair
+            .source
+            .each(setslot(
+                &open,
+                "MIGRATING",
+                pair.target_id,
+                "CLUSTER SETSLOT MIGRATING",
+            ))
+            .await?;
+        migrating.into_iter().collect::<Result<Vec<()>>>()?;
+        moved = keys::drain(pair.source, pair.target, &open, auth).await?;
+    }
     let node = |slots: &[u16]| setslot(slots, "NODE", pair.target_id, "CLUSTER SETSLOT NODE");
     let told = pair.target.each(node(slots)).await?;
     told.into_iter().collect::<Result<Vec<()>>>()?;
