@@ -670,3 +670,38 @@ fn a_lease_left_by_a_crashed_run_is_taken_over_once_it_expires() {
     assert_eq!(spec.holder_identity, None);
     assert_eq!(spec.lease_transitions, Some(1));
 }
+
+#[test]
+fn a_statefulset_scaled_out_by_a_shard_grows_the_cluster_and_records_grown() {
+    let world = World::new(163, "infra", 8);
+    for (i, node) in world.nodes.iter().enumerate().take(6) {
+        world.dns.add(&world.host(i), node.addr.ip());
+    }
+    world.api.show(&Stage::ready(6, 6));
+    let formed = world.bootstrap("infra", &[]);
+    assert_eq!(formed.code, 0, "{formed:?}");
+    assert!(formed.stdout.contains("decision=fresh"), "{formed:?}");
+
+    // `kubectl scale statefulset redis-app --replicas=8`: two new pods, Ready, in DNS.
+    for (i, node) in world.nodes.iter().enumerate().skip(6) {
+        world.dns.add(&world.host(i), node.addr.ip());
+    }
+    world.api.show(&Stage::ready(8, 8));
+    let grown = world.bootstrap("infra", &[]);
+
+    world.assert_formed(&grown);
+    assert!(grown.stdout.contains("decision=grow"), "{grown:?}");
+    let masters_with_slots = world.nodes[0]
+        .cli(&["cluster", "nodes"])
+        .lines()
+        .filter(|l| l.contains("master") && l.split(' ').count() > 8)
+        .count();
+    assert_eq!(masters_with_slots, 4, "{grown:?}");
+    let events = world.api.events();
+    let reasons: Vec<_> = events.iter().filter_map(|e| e.reason.as_deref()).collect();
+    assert_eq!(reasons, ["Formed", "Grown"], "{events:#?}");
+    // The next scheduled run finds it formed and records nothing.
+    let again = world.bootstrap("infra", &[]);
+    assert!(again.stdout.contains("decision=formed"), "{again:?}");
+    assert_eq!(world.api.events().len(), 2);
+}
