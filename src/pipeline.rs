@@ -76,7 +76,7 @@ async fn in_kubernetes(
             match &day2 {
                 Some((client, target)) => {
                     let wait = settings.ready_timeout;
-                    kubernetes::lease::hold(client.clone(), target, wait, || {
+                    kubernetes::lease::hold(client.clone(), target, wait, shutdown, || {
                         timer.done("lease");
                         bootstrap(&nodes, settings, shutdown, timer)
                     })

@@ -55,7 +55,15 @@ pub async fn run(
     timeout: Duration,
     shutdown: &Shutdown,
 ) -> Result<Moved> {
-    known::wait(clients, steps, timeout).await?;
+    // Waiting for the new masters to be known and ready changes nothing: a signal stops it at once.
+    tokio::select! {
+        known = known::wait(clients, steps, timeout) => known?,
+        signal = shutdown.wait() => return Err(Error::Interrupted {
+            signal,
+            phase: "move slots",
+            detail: "the new nodes were met and replicated; no slot had moved yet".into(),
+        }),
+    }
     for step in steps {
         if let Step::CopyFunctions { node, from } = step {
             functions::copy(&clients[*from], &[&clients[*node]]).await?;
