@@ -293,24 +293,43 @@ def run_once(tool, args, keys, value_size, block, binary):
         time.sleep(args.warmup)
         t0 = time.monotonic()
         deadline = t0 + args.run_timeout
-        if tool == "bootstrap":
-            env = dict(os.environ, BOOTSTRAP_NODES=",".join(f"{ip}:6379" for ip in addresses),
-                       BOOTSTRAP_REPLICAS_PER_MASTER=str(args.replicas),
-                       BOOTSTRAP_CONVERGE_TIMEOUT=f"{int(args.run_timeout)}s")
-            proc = bench.Tool([binary], env, log)
-            proc.finish(args.run_timeout)
-            code, rss = proc.exit_code, proc.maxrss_kb
-        else:
-            code, rss = redis_cli(conns, addresses, old, log, deadline)
-        result["tool_exit_s"] = round(time.monotonic() - t0, 2)
-        print(f"    {tool} exited {code} after {result['tool_exit_s']} s", file=sys.stderr)
-        poller = bench.Poller(conns, total, masters_after)
-        done = None
+        outcome = {}
+
+        def drive():
+            if tool == "bootstrap":
+                env = dict(os.environ,
+                           BOOTSTRAP_NODES=",".join(f"{ip}:6379" for ip in addresses),
+                           BOOTSTRAP_REPLICAS_PER_MASTER=str(args.replicas),
+                           BOOTSTRAP_CONVERGE_TIMEOUT=f"{int(args.run_timeout)}s")
+                proc = bench.Tool([binary], env, log)
+                proc.finish(args.run_timeout)
+                outcome.update(code=proc.exit_code, rss=proc.maxrss_kb)
+            else:
+                code, rss = redis_cli(conns, addresses, old, log, deadline)
+                outcome.update(code=code, rss=rss)
+            outcome["exit_s"] = round(time.monotonic() - t0, 2)
+
+        runner = threading.Thread(target=drive, daemon=True)
+        runner.start()
+        # The watcher has its own connections: redis_cli() uses `conns` from the runner thread.
+        watch = [bench.Conn(ip) for ip in addresses]
+        poller = bench.Poller(watch, total, masters_after)
+        first_open = done = None
         while time.monotonic() < deadline:
-            if poller.converged() and balanced(conns, masters_after):
+            if first_open is None and any(
+                    "[" in t for t in bench.fan_out(watch, "CLUSTER", "NODES")):
+                first_open = time.monotonic() - t0  # an open slot: keys start moving
+            if poller.converged() and balanced(watch, masters_after):
                 done = time.monotonic() - t0
                 break
             time.sleep(0.02)
+        runner.join(max(1.0, deadline - time.monotonic()))
+        for c in watch:
+            c.close()
+        code, rss = outcome.get("code"), outcome.get("rss")
+        result["tool_exit_s"] = outcome.get("exit_s")
+        print(f"    {tool} exited {code} after {result['tool_exit_s']} s; first open slot at "
+              f"{first_open} s, balanced at {done} s", file=sys.stderr)
         writer.stop.set()
         writer.join()
         after = owners(conns[0])
@@ -325,6 +344,9 @@ def run_once(tool, args, keys, value_size, block, binary):
         result.update(
             exit_code=code, balanced_s=None if done is None else round(done, 2),
             keys_moved=moved, keys_per_s=None if not done else round(moved / done),
+            moving_s=None if done is None or first_open is None else round(done - first_open, 2),
+            moving_keys_per_s=None if done is None or first_open is None
+            else round(moved / max(done - first_open, 0.001)),
             maxrss_kb=rss, writes=len(writer.acked), writes_lost=lost,
             write_errors=len(writer.errors), redirects=writer.redirects,
             keys_missing=keys + len(writer.acked) - in_masters,
@@ -355,23 +377,31 @@ def median(runs, key):
 
 
 def table(runs):
-    rows = ["| keys × value | tool | runs | balanced (median) | keys moved | keys/s | ratio "
-            "| peak RSS | writes p50 / p99 / max | writes lost |",
-            "|" + "---|" * 10]
+    rows = ["| keys × value | tool | runs | balanced (t0 → balanced) | keys moved | keys/s | ratio "
+            "| moving (first open slot → balanced) | keys/s moving | ratio | peak RSS "
+            "| writes p50 / p99 / max | writes lost |",
+            "|" + "---|" * 13]
     by = {}
     for r in runs:
         by.setdefault((r["keys"], r["value_size"]), {}).setdefault(r["tool"], []).append(r)
+
+    def num(v, fmt):
+        return "—" if v is None else fmt.format(v)
+
     for (keys, size), tools in by.items():
         base = median(tools.get("redis-cli", []), "keys_per_s")
+        base_moving = median(tools.get("redis-cli", []), "moving_keys_per_s")
         for tool, rs in tools.items():
-            kps, bal = median(rs, "keys_per_s"), median(rs, "balanced_s")
-            ratio = f"{kps / base:.1f}×" if kps and base else "—"
+            kps, mkps = median(rs, "keys_per_s"), median(rs, "moving_keys_per_s")
             ok = sum(r["exit_code"] == 0 and r["balanced_s"] is not None for r in rs)
+            rss = median(rs, "maxrss_kb")
             cells = [
                 f"{keys:,} × {size} B", tool, f"{ok}/{len(rs)}",
-                "—" if bal is None else f"{bal:.1f} s", f"{int(median(rs, 'keys_moved')):,}",
-                "—" if kps is None else f"{int(kps):,}", ratio,
-                f"{median(rs, 'maxrss_kb') / 1024:.1f} MB" if median(rs, "maxrss_kb") else "—",
+                num(median(rs, "balanced_s"), "{:.1f} s"), f"{int(median(rs, 'keys_moved')):,}",
+                num(kps, "{:,.0f}"), f"{kps / base:.1f}×" if kps and base else "—",
+                num(median(rs, "moving_s"), "{:.1f} s"), num(mkps, "{:,.0f}"),
+                f"{mkps / base_moving:.1f}×" if mkps and base_moving else "—",
+                num(None if rss is None else rss / 1024, "{:.1f} MB"),
                 f"{median(rs, 'p50_ms')} / {median(rs, 'p99_ms')} / {median(rs, 'max_ms')} ms",
                 str(sum(r["writes_lost"] + r["keys_missing"] for r in rs)),
             ]
@@ -434,10 +464,9 @@ def main():
         args.out = tempfile.mkdtemp(prefix="redis-reshard-smoke-")
     binary = args.bin
     if binary is None:
-        subprocess.run(["cargo", "build", "--release", "--locked", "--quiet"], cwd=bench.ROOT,
-                       check=True)
-        target = os.environ.get("CARGO_TARGET_DIR") or os.path.join(bench.ROOT, "target")
-        binary = os.path.join(target, "release", "redis-cluster-bootstrap")
+        # Builds it and prints the path cargo reports: CARGO_TARGET_DIR is honoured.
+        binary = subprocess.run([os.path.join(bench.ROOT, "scripts", "release-binary.sh")],
+                                check=True, stdout=subprocess.PIPE, text=True).stdout.strip()
     os.makedirs(args.out, exist_ok=True)
     info = bench.machine()
     runs, k = [], random.randrange(len(BLOCKS))

@@ -50,7 +50,7 @@ cargo_test
 BOOTSTRAP_TEST_SERVER=valkey cargo_test \
   --test static_mode --test refusals --test reliability --test kubernetes_mode --test round_trip \
   --test remesh --test interrupt --test announced_addresses --test placement --test replace \
-  --test acl --test tls
+  --test acl --test grow --test tls
 
 # The release binary, built as the Dockerfile builds it, needs only what the distroless image has.
 check scripts/check-static-deps.sh
@@ -63,4 +63,13 @@ smoke() {
     grep -q '^| premeshed | 1000 ms | 6 | 1 |' <<<"$table"
 }
 check smoke
+# The reshard benchmark's smoke run (6 -> 8 nodes, 20,000 keys, one run per tool; not timed): both
+# tools balance the cluster and the concurrent writer loses nothing (else it exits non-zero).
+reshard_smoke() {
+  local table
+  table=$(python3 bench/reshard.py --smoke) || return 1
+  grep -q '^| 20,000 × 16 B | bootstrap | 1/1 |' <<<"$table" &&
+    grep -q '^| 20,000 × 16 B | redis-cli | 1/1 |' <<<"$table"
+}
+check reshard_smoke
 [ "$failed" -eq 0 ]

@@ -74,6 +74,10 @@ pub const SENT: &[Entry] = &[
         "migrate: move a batch of keys (never with REPLACE), authenticated with AUTH2 as this same user",
     ),
     (
+        "function|list",
+        "grow: does a master hold functions (copied only when it does)",
+    ),
+    (
         "function|dump",
         "grow: read the functions of an existing master",
     ),

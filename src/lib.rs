@@ -23,6 +23,7 @@
 //!   [`cluster_nodes`] and [`observation`] (parsers of what Redis prints) and [`agreement`]
 //!   (what "formed" means).
 //! - [`form`]: carries out the steps, each only if still missing.
+//! - [`migrate`]: moves slots and their keys between masters (a growth or a drain).
 //! - [`converge`]: waits until every node agrees on the whole topology.
 //! - [`report`]: the result table and the one-line summary.
 //! - [`pipeline`]: runs the phases in order and times each one.
@@ -42,6 +43,7 @@ mod error;
 pub mod form;
 pub mod kubernetes;
 pub mod layout;
+pub mod migrate;
 pub mod node;
 pub mod observation;
 pub mod observe;

@@ -13,7 +13,7 @@ use crate::node::Node;
 use crate::plan::{self, Decision};
 use crate::report::{self, Summary};
 use crate::shutdown::Shutdown;
-use crate::{Error, Result, converge, form, kubernetes, observe, resolve};
+use crate::{Error, Result, converge, form, kubernetes, migrate, observe, resolve};
 
 /// Runs the program for these settings: finds the nodes, then bootstraps them. `shutdown` stops
 /// it at the next safe point.
@@ -76,7 +76,7 @@ async fn in_kubernetes(
             match &day2 {
                 Some((client, target)) => {
                     let wait = settings.ready_timeout;
-                    kubernetes::lease::hold(client.clone(), target, wait, || {
+                    kubernetes::lease::hold(client.clone(), target, wait, shutdown, || {
                         timer.done("lease");
                         bootstrap(&nodes, settings, shutdown, timer)
                     })
@@ -187,6 +187,29 @@ pub async fn bootstrap(
     } else {
         form::form(&clients, &plan, settings.converge_timeout, shutdown).await?;
         timer.done("form");
+        if plan
+            .steps
+            .iter()
+            .any(|s| matches!(s, plan::Step::MoveSlots { .. }))
+        {
+            let auth = migrate::Auth::from_settings(settings);
+            let moved = migrate::run(
+                &clients,
+                &plan.steps,
+                &auth,
+                settings.converge_timeout,
+                shutdown,
+            )
+            .await?;
+            info!(
+                slots = moved.slots,
+                keys = moved.keys,
+                "moved {} slot(s) and {} key(s)",
+                moved.slots,
+                moved.keys
+            );
+            timer.done("move slots");
+        }
         let agreed = unless_stopped(
             shutdown,
             "converge",
@@ -216,6 +239,9 @@ fn explain(decision: Decision) -> &'static str {
         Decision::Partial => "an earlier run was interrupted; finishing what is missing",
         Decision::Reconnect => "the nodes lost each other (new addresses); re-introducing them",
         Decision::Settling => "the cluster is complete; waiting for every node to agree",
+        Decision::Grow => {
+            "the StatefulSet grew by whole shards; adding them and moving their share of slots"
+        }
         Decision::Replace => {
             "a pod lost its volume and came back empty; forgetting its old node ID and adding it as a replica"
         }

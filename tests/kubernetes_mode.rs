@@ -670,3 +670,96 @@ fn a_lease_left_by_a_crashed_run_is_taken_over_once_it_expires() {
     assert_eq!(spec.holder_identity, None);
     assert_eq!(spec.lease_transitions, Some(1));
 }
+
+#[test]
+fn a_statefulset_scaled_out_by_a_shard_grows_the_cluster_and_records_grown() {
+    let world = World::new(163, "infra", 8);
+    for (i, node) in world.nodes.iter().enumerate().take(6) {
+        world.dns.add(&world.host(i), node.addr.ip());
+    }
+    world.api.show(&Stage::ready(6, 6));
+    let formed = world.bootstrap("infra", &[]);
+    assert_eq!(formed.code, 0, "{formed:?}");
+    assert!(formed.stdout.contains("decision=fresh"), "{formed:?}");
+
+    // `kubectl scale statefulset redis-app --replicas=8`: two new pods, Ready, in DNS.
+    for (i, node) in world.nodes.iter().enumerate().skip(6) {
+        world.dns.add(&world.host(i), node.addr.ip());
+    }
+    world.api.show(&Stage::ready(8, 8));
+    let grown = world.bootstrap("infra", &[]);
+
+    world.assert_formed(&grown);
+    assert!(grown.stdout.contains("decision=grow"), "{grown:?}");
+    let masters_with_slots = world.nodes[0]
+        .cli(&["cluster", "nodes"])
+        .lines()
+        .filter(|l| l.contains("master") && l.split(' ').count() > 8)
+        .count();
+    assert_eq!(masters_with_slots, 4, "{grown:?}");
+    let events = world.api.events();
+    let reasons: Vec<_> = events.iter().filter_map(|e| e.reason.as_deref()).collect();
+    assert_eq!(reasons, ["Formed", "Grown"], "{events:#?}");
+    // The next scheduled run finds it formed and records nothing.
+    let again = world.bootstrap("infra", &[]);
+    assert!(again.stdout.contains("decision=formed"), "{again:?}");
+    assert_eq!(world.api.events().len(), 2);
+}
+
+#[test]
+fn sigterm_while_waiting_for_the_lease_stops_at_once_having_changed_nothing() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let world = World::new(164, "infra", 6);
+    world.publish_all();
+    world.api.show(&Stage::ready(6, 6));
+    world.api.hold_lease(
+        "redis-app-bootstrap",
+        "redis-cluster-bootstrap-7d9f_0a1b2c3d",
+    );
+    let kubeconfig = world.api.kubeconfig("infra");
+    let dns = world.dns.addr.to_string();
+    let env = [
+        ("KUBECONFIG", kubeconfig.as_str()),
+        ("BOOTSTRAP_DNS_SERVER", dns.as_str()),
+        ("BOOTSTRAP_READY_TIMEOUT", "60s"),
+    ];
+    let mut child = common::bootstrap_command(&env)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut log: Vec<String> = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let waiting = line.contains("another run holds the lease; waiting for it");
+        log.push(line);
+        if waiting {
+            break;
+        }
+    }
+    let signalled = Instant::now();
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    log.extend(lines.map(Result::unwrap));
+    let status = child.wait().unwrap();
+    let log = log.join("\n");
+
+    // Within a second, not at the end of the 60 s wait.
+    assert!(signalled.elapsed() < Duration::from_secs(2), "{log}");
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("interrupted by SIGTERM during lease: nothing was changed"),
+        "{log}"
+    );
+    assert_eq!(calls(&world.nodes, "cluster|addslotsrange"), 0);
+    assert!(world.api.lease_holders().is_empty());
+    let events = world.api.events();
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_eq!(events[0].reason.as_deref(), Some("Interrupted"));
+}

@@ -58,6 +58,7 @@ pub fn record_for(result: &Result<Summary>) -> Option<Record> {
                 Decision::Partial => ("Resumed", "Resume"),
                 Decision::Reconnect => ("Reconnected", "Reconnect"),
                 Decision::Replace => ("Replaced", "Replace"),
+                Decision::Grow => ("Grown", "Grow"),
             };
             (false, reason, action, report::summary_line(summary))
         }

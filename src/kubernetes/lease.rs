@@ -32,6 +32,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::{Target, api_error};
+use crate::shutdown::Shutdown;
 use crate::{Error, Result};
 
 /// How long a holder that stopped renewing keeps the Lease (`leaseDurationSeconds`), as in
@@ -68,17 +69,27 @@ pub fn identity() -> String {
 /// Runs `work()` while holding the Lease of `target`: waits for it at most `wait`, then starts
 /// `work` (so it observes only once the Lease is ours), renews the Lease while `work` runs, and releases it when `work` ends, on success and on every error. If the Lease is
 /// lost (not renewed for [`DURATION`], or taken by another run), `work` is stopped and the run
-/// fails with exit 1: another run may be acting, and what was done is safe to resume.
+/// fails with exit 1: another run may be acting, and what was done is safe to resume. A signal
+/// while waiting for the Lease stops the run at once (nothing was changed yet); a Lease created in
+/// that instant expires after [`DURATION`].
 pub async fn hold<T, F: Future<Output = Result<T>>>(
     client: Client,
     target: &Target,
     wait: Duration,
+    shutdown: &Shutdown,
     work: impl FnOnce() -> F,
 ) -> Result<T> {
     let api: Api<Lease> = Api::namespaced(client, &target.namespace);
     let me = identity();
     let lease_name = name(&target.name);
-    let held = acquire(&api, &lease_name, &me, target, wait).await?;
+    let held = tokio::select! {
+        held = acquire(&api, &lease_name, &me, target, wait) => held?,
+        signal = shutdown.wait() => return Err(Error::Interrupted {
+            signal,
+            phase: "lease",
+            detail: "nothing was changed".into(),
+        }),
+    };
     let shared = Arc::new(Mutex::new(held));
     let mut renewer = tokio::spawn(renew(api.clone(), shared.clone(), me.clone()));
     let result = tokio::select! {

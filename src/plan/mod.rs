@@ -13,6 +13,10 @@
 //! - *replace* ([`replace`]): one pod lost its volume and came back empty with a new node ID; the
 //!   others flag its old ID `fail` and it owned no slots → `CLUSTER FORGET` the old ID, `CLUSTER
 //!   MEET` the new node, `CLUSTER REPLICATE` it where a replica is missing;
+//! - *grow* ([`grow`]): the StatefulSet grew by whole shards and the new pods are empty → `CLUSTER
+//!   MEET` them, `CLUSTER REPLICATE` the new replicas, then move slots from the fullest masters
+//!   until every master holds 16384/M ±1 ([`rebalance`], carried out by [`crate::migrate`]); a
+//!   half-done grow, or a slot left open by one of its moves, is finished;
 //! - *settling*: the shape is complete and every address is right, the nodes only need time;
 //! - otherwise a refusal that names the node and what to do (exit code 3, [`refuse`]).
 //!
@@ -21,8 +25,10 @@
 
 mod components;
 mod fresh;
+mod grow;
 mod partial;
 pub mod placement;
+pub mod rebalance;
 mod reconnect;
 mod refuse;
 mod replace;
@@ -55,6 +61,8 @@ pub enum Decision {
     Settling,
     /// A pod lost its volume and came back empty: forget its old ID, add it back as a replica.
     Replace,
+    /// The StatefulSet grew by whole shards: add them and move their share of slots to them.
+    Grow,
 }
 
 impl fmt::Display for Decision {
@@ -66,6 +74,7 @@ impl fmt::Display for Decision {
             Decision::Reconnect => "reconnect",
             Decision::Settling => "settling",
             Decision::Replace => "replace",
+            Decision::Grow => "grow",
         })
     }
 }
@@ -99,6 +108,10 @@ pub fn plan(nodes: &[Node], layout: &Layout, observations: &[Observation]) -> Re
     if lost.is_some() {
         return replace::replace(nodes, layout, observations, lost.as_deref());
     }
+    if let Some(steps) = grow::grow(nodes, layout, observations) {
+        return Ok(Plan::new(Decision::Grow, steps?));
+    }
+    refuse::refuse_open_slots(nodes, observations)?;
     let settled = stale_master::settle(nodes, observations)?;
     if agreement::check(nodes, layout, observations).is_ok() {
         return Ok(Plan::new(Decision::Formed, Vec::new()));

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use crate::node::Node;
 use crate::observation::Observation;
 
-/// Cluster mode off, one node behind two addresses, a node that knows a stranger, an open slot.
+/// Cluster mode off, one node behind two addresses, a node that knows a stranger.
 /// `lost` is the one stranger that *replace* forgets ([`super::replace::lost_id`]): not refused.
 pub(super) fn refuse_unsafe(
     nodes: &[Node],
@@ -40,6 +40,18 @@ pub(super) fn refuse_unsafe(
                     nodes.len()
                 ));
             }
+        }
+    }
+    Ok(())
+}
+
+/// An open (migrating or importing) slot that no grow or drain of this run will finish.
+pub(super) fn refuse_open_slots(
+    nodes: &[Node],
+    observations: &[Observation],
+) -> Result<(), String> {
+    for (node, o) in nodes.iter().zip(observations) {
+        for line in &o.nodes {
             if let Some(open) = line.open_slots.first() {
                 return Err(format!(
                     "{node} reports open slot {open} (a resharding in progress): finish or cancel it with \

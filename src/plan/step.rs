@@ -43,6 +43,30 @@ pub enum Step {
         /// The master's node ID.
         master_id: String,
     },
+    /// Moves slots from one master to another with their keys ([`crate::migrate`]): a growth or a
+    /// drain.
+    MoveSlots {
+        /// The master giving the slots.
+        from: usize,
+        /// The master receiving them.
+        to: usize,
+        /// `from`'s node ID.
+        from_id: String,
+        /// `to`'s node ID.
+        to_id: String,
+        /// The slots, as sorted ranges.
+        slots: Vec<SlotRange>,
+        /// Every master of the cluster once the move is done (told the new owner of each slot).
+        masters: Vec<usize>,
+    },
+    /// `FUNCTION DUMP` on `from`, `FUNCTION RESTORE` on the new master `node` (when `from` has
+    /// functions and `node` none), as `redis-cli --cluster add-node` does.
+    CopyFunctions {
+        /// The new master.
+        node: usize,
+        /// An old master whose functions are copied.
+        from: usize,
+    },
 }
 
 impl Step {
@@ -53,7 +77,9 @@ impl Step {
             | Step::SetEpoch { node, .. }
             | Step::Meet { node, .. }
             | Step::Forget { node, .. }
-            | Step::Replicate { node, .. } => *node,
+            | Step::Replicate { node, .. }
+            | Step::CopyFunctions { node, .. } => *node,
+            Step::MoveSlots { from, .. } => *from,
         }
     }
 
@@ -85,6 +111,20 @@ impl Step {
                 format!(
                     "{on}: CLUSTER REPLICATE {master_id} (replica of {})",
                     nodes[*master].name
+                )
+            }
+            Step::MoveSlots {
+                from, to, slots, ..
+            } => format!(
+                "slot {}: {} → {}",
+                crate::slots::format(slots),
+                nodes[*from].name,
+                nodes[*to].name
+            ),
+            Step::CopyFunctions { from, .. } => {
+                format!(
+                    "{on}: FUNCTION RESTORE (the functions of {})",
+                    nodes[*from].name
                 )
             }
         }

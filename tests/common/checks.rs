@@ -6,8 +6,10 @@ use std::time::{Duration, Instant};
 use super::{Options, RedisNode, Run, bootstrap, node_list, start_nodes_with, topology};
 
 /// Cluster commands that change state; none may appear in a dry run or a no-op run.
-pub const WRITES: [&str; 5] = [
+pub const WRITES: [&str; 7] = [
     "cluster|meet",
+    "cluster|setslot",
+    "migrate",
     "cluster|addslots",
     "cluster|replicate",
     "cluster|set-config-epoch",

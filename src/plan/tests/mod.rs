@@ -184,6 +184,7 @@ fn fresh_nodes_get_the_whole_plan_in_order() {
             Step::Meet { .. } => 2,
             Step::Replicate { .. } => 3,
             Step::Forget { .. } => 4,
+            Step::CopyFunctions { .. } | Step::MoveSlots { .. } => 5,
         })
         .collect();
     assert!(kinds.is_sorted(), "{kinds:?}");
@@ -399,5 +400,6 @@ fn refuses_to_turn_a_node_with_keys_into_a_replica() {
     assert_refused(&obs, &["redis-app-5", "discard"]);
 }
 
+mod grow;
 mod remesh;
 mod replace;

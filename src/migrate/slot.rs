@@ -1,0 +1,107 @@
+//! One group of slots moves, as `redis-cli --cluster reshard` moves one slot, but a group per round
+//! trip: `IMPORTING` on the target, then `MIGRATING` on the source, the keys ([`super::keys`]), then
+//! `SETSLOT NODE` on the target (which bumps its epoch and wins), the source, and every other
+//! master. Safe to run again on slots left open at any of these points: a target that already
+//! owns a slot only needs the others told.
+
+use futures::future::try_join_all;
+
+use super::auth::Auth;
+use super::keys;
+use crate::client::Client;
+use crate::{Error, Result};
+
+/// Slots opened at once between one source and one target: one round trip per step for all of
+/// them. At most this many slots are open when a run is killed; each is finished by the next run.
+pub const GROUP: usize = 64;
+
+/// The nodes one move talks to, and their IDs.
+pub struct Pair<'a> {
+    /// The master giving the slots.
+    pub source: &'a Client,
+    /// Its node ID.
+    pub source_id: &'a str,
+    /// The master receiving them.
+    pub target: &'a Client,
+    /// Its node ID.
+    pub target_id: &'a str,
+    /// Every other master, told the new owner too.
+    pub others: &'a [Client],
+}
+
+/// `CLUSTER SETSLOT <slot> <state> <id>` for each slot.
+fn setslot<'a>(slots: &[u16], state: &str, id: &str, what: &'a str) -> Vec<(redis::Cmd, &'a str)> {
+    slots
+        .iter()
+        .map(|&slot| {
+            let mut cmd = redis::cmd("CLUSTER");
+            cmd.arg("SETSLOT").arg(slot).arg(state).arg(id);
+            (cmd, what)
+        })
+        .collect()
+}
+
+/// True when the error's text contains `words`.
+fn says(result: &Result<()>, words: &str) -> bool {
+    matches!(result, Err(Error::Command { source, .. }) if source.to_string().contains(words))
+}
+
+/// Moves `slots` (at most [`GROUP`]); returns the number of keys that moved.
+pub async fn move_slots(pair: &Pair<'_>, slots: &[u16], auth: &Auth) -> Result<u64> {
+    let importing = pair
+        .target
+        .each(setslot(
+            slots,
+            "IMPORTING",
+            pair.source_id,
+            "CLUSTER SETSLOT IMPORTING",
+        ))
+        .await?;
+    // Resumed after the target took a slot: its keys are all there already.
+    let mut open = Vec::with_capacity(slots.len());
+    for (&slot, result) in slots.iter().zip(importing) {
+        if !says(&result, "already the owner") {
+            result?;
+            open.push(slot);
+        }
+    }
+    let mut moved = 0;
+    // An empty pipeline is an error to Redis: every slot of a resumed group may be owned already.
+    if !open.is_empty() {
+        let migrating = pair
+            .source
+            .each(setslot(
+                &open,
+                "MIGRATING",
+                pair.target_id,
+                "CLUSTER SETSLOT MIGRATING",
+            ))
+            .await?;
+        migrating.into_iter().collect::<Result<Vec<()>>>()?;
+        moved = keys::drain(pair.source, pair.target, &open, auth).await?;
+    }
+    let node = |slots: &[u16]| setslot(slots, "NODE", pair.target_id, "CLUSTER SETSLOT NODE");
+    let told = pair.target.each(node(slots)).await?;
+    told.into_iter().collect::<Result<Vec<()>>>()?;
+    let told = pair.source.each(node(slots)).await?;
+    // A key written before MIGRATING reached the source: move it too, then tell it again.
+    let mut again = Vec::new();
+    for (&slot, result) in slots.iter().zip(told) {
+        if says(&result, "still hold keys") {
+            again.push(slot);
+        } else {
+            result?;
+        }
+    }
+    if !again.is_empty() {
+        moved += keys::drain(pair.source, pair.target, &again, auth).await?;
+        let told = pair.source.each(node(&again)).await?;
+        told.into_iter().collect::<Result<Vec<()>>>()?;
+    }
+    try_join_all(pair.others.iter().map(|c| async move {
+        let told = c.each(node(slots)).await?;
+        told.into_iter().collect::<Result<Vec<()>>>()
+    }))
+    .await?;
+    Ok(moved)
+}
