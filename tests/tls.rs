@@ -426,3 +426,51 @@ fn kubernetes_mode_checks_each_pod_s_dns_name() {
         }
     }
 }
+
+/// A grow over TLS: the binary's connections and the nodes' own `MIGRATE` (over `tls-cluster`)
+/// move keys to the new shard, and none is lost.
+#[test]
+fn a_grow_moves_keys_over_tls() {
+    const TAGS: usize = 40;
+    const PER_TAG: usize = 50;
+    let dir = tempfile::tempdir().unwrap();
+    let addresses: Vec<(String, Issued)> = ips(165, 8)
+        .into_iter()
+        .map(|ip| (ip, Issued::ForIp))
+        .collect();
+    let (files, _ca) = tls_files(dir.path(), true, &addresses);
+    let options = tls_options(files);
+    let mut nodes = start_nodes_with(165, 6, &options);
+    let formed = run_static(&nodes);
+    assert_eq!(formed.code, 0, "{formed:?}");
+    // 40 hash tags of 50 keys, one MSET each, through redis-cli's cluster mode: about a quarter
+    // of the tags live in slots that move.
+    for tag in 0..TAGS {
+        let pairs: Vec<String> = (0..PER_TAG)
+            .flat_map(|i| [format!("{{t{tag}}}:{i}"), i.to_string()])
+            .collect();
+        let args: Vec<&str> = ["-c", "mset"]
+            .into_iter()
+            .chain(pairs.iter().map(String::as_str))
+            .collect();
+        assert_eq!(nodes[0].cli(&args), "OK");
+    }
+    for i in 6..8 {
+        nodes.push(RedisNode::start(&ip(165, i), &options));
+    }
+    let grown = run_static(&nodes);
+    assert_eq!(grown.code, 0, "{grown:?}");
+    assert!(grown.stdout.contains("decision=grow"), "{grown:?}");
+    let (ok, text) = cluster_check(&nodes[0]);
+    assert!(ok, "{text}");
+    let held = |n: &RedisNode| -> usize {
+        if n.cli(&["role"]).starts_with("master") {
+            n.cli(&["dbsize"]).parse().unwrap()
+        } else {
+            0
+        }
+    };
+    assert!(held(&nodes[6]) > 0, "no key moved to node-6");
+    assert_eq!(nodes.iter().map(held).sum::<usize>(), TAGS * PER_TAG);
+    assert_next_run_is_a_no_op(&nodes);
+}
