@@ -48,9 +48,10 @@ fn says(result: &Result<()>, words: &str) -> bool {
 
 /// A master that a drain emptied may already follow the new owner (Redis turns a master that lost
 /// its last slot into a replica of the node that took it, `cluster-allow-replica-migration`): it
-/// refuses `SETSLOT` and learns the owner from its master instead.
+/// refuses `SETSLOT` and learns the owner from its master instead. Valkey 8 may turn it while the
+/// `SETSLOT` waits for its replicas: `UNBLOCKED ... (master -> replica?)`.
 fn became_replica(result: &Result<()>) -> bool {
-    says(result, "only with masters")
+    says(result, "only with masters") || says(result, "master -> replica")
 }
 
 /// Moves `slots` (at most [`GROUP`]); returns the number of keys that moved.
