@@ -67,6 +67,22 @@ fn drained_then_shrunk_8_to_6_loses_no_key() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mut nodes = grown_to_eight(190, &rt);
 
+    // A dry run prints every move and sends nothing.
+    reset_stats(&nodes);
+    let list = node_list(&nodes);
+    let dry = bootstrap(&[
+        ("BOOTSTRAP_NODES", list.as_str()),
+        ("BOOTSTRAP_DRAIN_TO", "6"),
+        ("BOOTSTRAP_DRY_RUN", "true"),
+    ]);
+    assert_eq!(dry.code, 0, "{dry:?}");
+    assert!(
+        dry.stdout
+            .contains("would run slot 0-1364 5461: node-6 → node-0"),
+        "{dry:?}"
+    );
+    assert_no_writes(&nodes);
+
     let drained = drain(&nodes, "6");
     assert_eq!(drained.code, 0, "{drained:?}");
     assert!(drained.stdout.contains("decision=drain"), "{drained:?}");

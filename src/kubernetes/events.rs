@@ -232,6 +232,17 @@ mod tests {
                 .reason,
             "Replaced"
         );
+        assert_eq!(
+            record_for(&Ok(summary(Decision::Shrink, "formed")))
+                .unwrap()
+                .reason,
+            "Shrunk"
+        );
+        let mut drained = summary(Decision::Drain, "drained");
+        assert_eq!(record_for(&Ok(drained.clone())).unwrap().reason, "Drained");
+        // Already drained: the CronJob's runs until the StatefulSet shrinks record nothing.
+        drained.steps = 0;
+        assert!(record_for(&Ok(drained)).is_none());
     }
 
     #[test]
