@@ -131,3 +131,43 @@ fn a_failing_node_stops_the_drain() {
     let err = plan_draining(&nodes, &layout, &obs, Some(6)).unwrap_err();
     assert!(err.contains("failing"), "{err}");
 }
+
+#[test]
+fn a_drain_killed_in_a_slot_finishes_it_and_the_rest() {
+    let (nodes, layout) = eight();
+    // Slots 0-99 already reached pod 0; killed in slot 100 (pod 6 migrating it to pod 0).
+    let slots = [
+        "0-99 1365-5460",
+        "6827-10922",
+        "12288-16383",
+        "",
+        "",
+        "",
+        "100-1364 5461-6826 10923-12287",
+        "",
+    ];
+    let mut obs = cluster(&GROWN, &slots, here);
+    obs[6].nodes[6]
+        .open_slots
+        .push(format!("[100->-{}]", id(0)));
+    obs[0].nodes[0]
+        .open_slots
+        .push(format!("[100-<-{}]", id(6)));
+    let p = plan_draining(&nodes, &layout, &obs, Some(6)).unwrap();
+    assert_eq!(p.decision, Decision::Drain);
+    let described: Vec<String> = p.steps.iter().map(|s| s.describe(&nodes)).collect();
+    assert!(
+        described
+            .iter()
+            .any(|d| d.starts_with("slot 100 ") && d.ends_with("redis-app-6 → redis-app-0")),
+        "{described:?}"
+    );
+    // An open slot toward another pair is not the drain's: refused.
+    obs[0].nodes[0].open_slots.clear();
+    obs[6].nodes[6].open_slots.clear();
+    obs[1].nodes[1]
+        .open_slots
+        .push(format!("[6827->-{}]", id(2)));
+    let err = plan_draining(&nodes, &layout, &obs, Some(6)).unwrap_err();
+    assert!(err.contains("not a move of this drain"), "{err}");
+}
