@@ -272,7 +272,10 @@ async fn drain(
         plan::drain::pods_from(d, nodes.len())
     );
     summary.phases = timer.total();
-    let observations = observe::observe_all(clients).await?;
+    // Connected afresh: Valkey closes the connection of a master the drain turned into a replica.
+    let fresh =
+        client::connect_all(nodes, settings.credentials.as_ref(), settings.ready_timeout).await?;
+    let observations = observe::observe_all(&fresh).await?;
     report::print(settings.log_format, nodes, &observations, &summary);
     Ok(summary)
 }
