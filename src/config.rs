@@ -41,6 +41,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "R: the cluster has N/(1+R) masters, each with R replicas",
     ),
     (
+        "BOOTSTRAP_DRAIN_TO",
+        "unset",
+        "scale in: move every slot off the pods from this index up, before the StatefulSet shrinks to it",
+    ),
+    (
         "BOOTSTRAP_READY_TIMEOUT",
         "10m",
         "how long to wait for readiness, DNS and reachability (90s, 10m)",
@@ -122,6 +127,8 @@ pub struct Settings {
     pub redis_port: u16,
     /// Replicas per master (R).
     pub replicas_per_master: usize,
+    /// Scale in: the node count to drain down to (pods from this index up give their slots away).
+    pub drain_to: Option<usize>,
     /// Bound on readiness, DNS and reaching the nodes.
     pub ready_timeout: Duration,
     /// Bound on the cluster agreeing after it is formed.
@@ -153,6 +160,7 @@ impl std::fmt::Debug for Settings {
             .field("cluster_domain", &self.cluster_domain)
             .field("redis_port", &self.redis_port)
             .field("replicas_per_master", &self.replicas_per_master)
+            .field("drain_to", &self.drain_to)
             .field("ready_timeout", &self.ready_timeout)
             .field("converge_timeout", &self.converge_timeout)
             .field("nodes", &self.nodes)
@@ -174,6 +182,7 @@ struct Raw {
     cluster_domain: Option<String>,
     redis_port: Option<String>,
     replicas_per_master: Option<String>,
+    drain_to: Option<String>,
     ready_timeout: Option<String>,
     converge_timeout: Option<String>,
     nodes: Option<String>,
@@ -252,6 +261,10 @@ impl Settings {
                 ))
             })?,
         };
+        let drain_to = raw
+            .drain_to
+            .map(|v| drain_to(&v, replicas_per_master))
+            .transpose()?;
         let ready_timeout = duration("BOOTSTRAP_READY_TIMEOUT", raw.ready_timeout, "10m")?;
         let converge_timeout = duration("BOOTSTRAP_CONVERGE_TIMEOUT", raw.converge_timeout, "2m")?;
         let nodes = raw.nodes.map(|v| node_list(&v)).transpose()?;
@@ -301,6 +314,7 @@ impl Settings {
             cluster_domain,
             redis_port,
             replicas_per_master,
+            drain_to,
             ready_timeout,
             converge_timeout,
             nodes,
@@ -420,6 +434,24 @@ fn credentials(
     }
 }
 
+/// `BOOTSTRAP_DRAIN_TO`: whole shards (a multiple of 1+R), at least 3 masters' worth.
+fn drain_to(value: &str, replicas_per_master: usize) -> Result<usize, Error> {
+    let group = replicas_per_master + 1;
+    let n = value.trim().parse::<usize>().map_err(|_| {
+        Error::Config(format!(
+            "BOOTSTRAP_DRAIN_TO={value:?} is not valid: expected a whole number of nodes, e.g. 6"
+        ))
+    })?;
+    if !n.is_multiple_of(group) || n < 3 * group {
+        return Err(Error::Config(format!(
+            "BOOTSTRAP_DRAIN_TO={n} is not valid: expected a multiple of 1+{replicas_per_master} \
+             (whole shards) of at least {} (3 masters with {replicas_per_master} replica(s) each)",
+            3 * group
+        )));
+    }
+    Ok(n)
+}
+
 fn port(var: &str, value: &str) -> Result<u16, Error> {
     value
         .trim()
@@ -536,6 +568,10 @@ mod tests {
             ("BOOTSTRAP_DNS_SERVER", "dns"),
             ("BOOTSTRAP_LOG_FORMAT", "xml"),
             ("BOOTSTRAP_DRY_RUN", "maybe"),
+            ("BOOTSTRAP_DRAIN_TO", "six"),
+            ("BOOTSTRAP_DRAIN_TO", "7"),
+            ("BOOTSTRAP_DRAIN_TO", "4"),
+            ("BOOTSTRAP_DRAIN_TO", "-6"),
             ("BOOTSTRAP_STATEFULSET", "Redis_App"),
             ("BOOTSTRAP_CLUSTER_DOMAIN", "bad domain"),
             ("BOOTSTRAP_REPLICA_PER_MASTER", "1"),
@@ -544,6 +580,26 @@ mod tests {
             assert!(err.starts_with(var), "{var}: {err}");
             assert!(!err.contains('\n'), "{var}: {err}");
         }
+    }
+
+    #[test]
+    fn the_drain_target_is_whole_shards_of_at_least_three_masters() {
+        assert_eq!(settings(&[]).unwrap().drain_to, None);
+        assert_eq!(
+            settings(&[("BOOTSTRAP_DRAIN_TO", " 6 ")]).unwrap().drain_to,
+            Some(6)
+        );
+        let r2 = |n: &str| {
+            settings(&[
+                ("BOOTSTRAP_REPLICAS_PER_MASTER", "2"),
+                ("BOOTSTRAP_DRAIN_TO", n),
+            ])
+        };
+        assert_eq!(r2("9").unwrap().drain_to, Some(9));
+        let err = r2("6").unwrap_err().to_string();
+        assert!(err.contains("at least 9"), "{err}");
+        assert!(r2("10").is_err());
+        assert!(r2("0").is_err());
     }
 
     #[test]

@@ -141,7 +141,15 @@ pub async fn bootstrap(
 
     // Who masters and who follows whom: by placement when the pods' nodes are known.
     let (layout, pairing) = plan::placement::arrange(layout, nodes, &observations);
-    let plan = plan::plan(nodes, &layout, &observations).map_err(Error::Refused)?;
+    if let Some(d) = settings.drain_to.filter(|&d| nodes.len() <= d) {
+        info!(
+            "BOOTSTRAP_DRAIN_TO={d} has no effect with {} pods: once the StatefulSet has shrunk \
+             and the removed nodes are forgotten, remove the variable",
+            nodes.len()
+        );
+    }
+    let plan = plan::plan_draining(nodes, &layout, &observations, settings.drain_to)
+        .map_err(Error::Refused)?;
     info!(decision = %plan.decision, steps = plan.steps.len(), "plan: {}", explain(plan.decision));
     for note in &plan.notes {
         info!("{note}");
@@ -182,6 +190,9 @@ pub async fn bootstrap(
         return Ok(summary);
     }
 
+    if plan.decision == Decision::Drain {
+        return drain(&clients, nodes, settings, shutdown, &plan, timer, summary).await;
+    }
     let observations = if plan.decision == Decision::Formed {
         observations
     } else {
@@ -232,6 +243,54 @@ pub async fn bootstrap(
     Ok(summary)
 }
 
+/// Carries out a drain (nothing when already drained) and says what the user does next. The
+/// cluster is left with empty masters on the highest pods, a shape no other run converges to: the
+/// report follows the moves, and the next run (still drained) checks it.
+async fn drain(
+    clients: &[client::Client],
+    nodes: &[Node],
+    settings: &Settings,
+    shutdown: &Shutdown,
+    plan: &plan::Plan,
+    mut timer: Timer,
+    mut summary: Summary,
+) -> Result<Summary> {
+    let d = settings.drain_to.expect("a drain has a target");
+    if !plan.steps.is_empty() {
+        form::form(clients, plan, settings.converge_timeout, shutdown).await?;
+        let auth = migrate::Auth::from_settings(settings);
+        let moved = migrate::run(
+            clients,
+            &plan.steps,
+            &auth,
+            settings.converge_timeout,
+            shutdown,
+        )
+        .await?;
+        info!(
+            slots = moved.slots,
+            keys = moved.keys,
+            "moved {} slot(s) and {} key(s)",
+            moved.slots,
+            moved.keys
+        );
+        timer.done("move slots");
+    }
+    summary.outcome = "drained";
+    info!(
+        "drained: {} hold no slots; now scale the StatefulSet to {d}, and keep BOOTSTRAP_DRAIN_TO={d} \
+         set until it has shrunk",
+        plan::drain::pods_from(d, nodes.len())
+    );
+    summary.phases = timer.total();
+    // Connected afresh: Valkey closes the connection of a master the drain turned into a replica.
+    let fresh =
+        client::connect_all(nodes, settings.credentials.as_ref(), settings.ready_timeout).await?;
+    let observations = observe::observe_all(&fresh).await?;
+    report::print(settings.log_format, nodes, &observations, &summary);
+    Ok(summary)
+}
+
 fn explain(decision: Decision) -> &'static str {
     match decision {
         Decision::Formed => "the cluster is formed and every node agrees; nothing to do",
@@ -241,6 +300,12 @@ fn explain(decision: Decision) -> &'static str {
         Decision::Settling => "the cluster is complete; waiting for every node to agree",
         Decision::Grow => {
             "the StatefulSet grew by whole shards; adding them and moving their share of slots"
+        }
+        Decision::Drain => {
+            "BOOTSTRAP_DRAIN_TO is set: moving every slot off the highest pods before the StatefulSet shrinks"
+        }
+        Decision::Shrink => {
+            "the StatefulSet shrank: forgetting the removed pods' node IDs on every node"
         }
         Decision::Replace => {
             "a pod lost its volume and came back empty; forgetting its old node ID and adding it as a replica"

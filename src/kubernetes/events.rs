@@ -7,10 +7,12 @@
 //! | *fresh*: formed the cluster | Normal | `Formed` | `Form` |
 //! | *partial*: finished an interrupted run | Normal | `Resumed` | `Resume` |
 //! | *reconnect*: re-introduced nodes on new addresses | Normal | `Reconnected` | `Reconnect` |
+//! | *drain*: moved the highest shards' slots away (`BOOTSTRAP_DRAIN_TO`) | Normal | `Drained` | `Drain` |
+//! | *shrink*: forgot the removed pods' node IDs | Normal | `Shrunk` | `Shrink` |
 //! | refused (exit 3) | Warning | `Refused` | `Plan` |
 //! | a readiness, lease, handshake or convergence timeout (exit 1) | Warning | `TimedOut` | the phase |
 //! | any other retryable failure (exit 1) | Warning | `Failed` | `Bootstrap` |
-//! | *formed* or *settling*: nothing changed; a dry run; bad configuration (exit 2) | none | | |
+//! | *formed*, *settling* or already drained: nothing changed; a dry run; bad configuration (exit 2) | none | | |
 //!
 //! The note is the run's summary line, or its error on one line. Recording is best effort: a
 //! failure to record is a warning in the log, never a failed run.
@@ -59,6 +61,9 @@ pub fn record_for(result: &Result<Summary>) -> Option<Record> {
                 Decision::Reconnect => ("Reconnected", "Reconnect"),
                 Decision::Replace => ("Replaced", "Replace"),
                 Decision::Grow => ("Grown", "Grow"),
+                Decision::Drain if summary.steps == 0 => return None,
+                Decision::Drain => ("Drained", "Drain"),
+                Decision::Shrink => ("Shrunk", "Shrink"),
             };
             (false, reason, action, report::summary_line(summary))
         }
@@ -227,6 +232,17 @@ mod tests {
                 .reason,
             "Replaced"
         );
+        assert_eq!(
+            record_for(&Ok(summary(Decision::Shrink, "formed")))
+                .unwrap()
+                .reason,
+            "Shrunk"
+        );
+        let mut drained = summary(Decision::Drain, "drained");
+        assert_eq!(record_for(&Ok(drained.clone())).unwrap().reason, "Drained");
+        // Already drained: the CronJob's runs until the StatefulSet shrinks record nothing.
+        drained.steps = 0;
+        assert!(record_for(&Ok(drained)).is_none());
     }
 
     #[test]

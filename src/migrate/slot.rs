@@ -41,22 +41,61 @@ fn setslot<'a>(slots: &[u16], state: &str, id: &str, what: &'a str) -> Vec<(redi
         .collect()
 }
 
+/// Times a `SETSLOT` refused with `NOREPLICAS` is sent again, 100 ms apart and more.
+const RETRIES: u64 = 5;
+
+/// `CLUSTER SETSLOT <slot> <state> <id>` for each slot, in one round trip. Valkey 8 replicates a
+/// `SETSLOT` to the node's replicas first and answers `NOREPLICAS` when one does not acknowledge it
+/// in time (a replica still syncing, a busy machine): those slots are sent again (the command is
+/// idempotent), and the last answer stands.
+async fn send(
+    client: &Client,
+    slots: &[u16],
+    state: &str,
+    id: &str,
+    what: &'static str,
+) -> Result<Vec<Result<()>>> {
+    let mut results = client.each(setslot(slots, state, id, what)).await?;
+    for attempt in 1..=RETRIES {
+        let again: Vec<usize> = (0..slots.len())
+            .filter(|&i| says(&results[i], "NOREPLICAS"))
+            .collect();
+        if again.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100 * attempt)).await;
+        let retry: Vec<u16> = again.iter().map(|&i| slots[i]).collect();
+        let answers = client.each(setslot(&retry, state, id, what)).await?;
+        for (i, answer) in again.into_iter().zip(answers) {
+            results[i] = answer;
+        }
+    }
+    Ok(results)
+}
+
 /// True when the error's text contains `words`.
 fn says(result: &Result<()>, words: &str) -> bool {
     matches!(result, Err(Error::Command { source, .. }) if source.to_string().contains(words))
 }
 
+/// A master that a drain emptied may already follow the new owner (Redis turns a master that lost
+/// its last slot into a replica of the node that took it, `cluster-allow-replica-migration`): it
+/// refuses `SETSLOT` and learns the owner from its master instead. Valkey 8 may turn it while the
+/// `SETSLOT` waits for its replicas: `UNBLOCKED ... (master -> replica?)`.
+fn became_replica(result: &Result<()>) -> bool {
+    says(result, "only with masters") || says(result, "master -> replica")
+}
+
 /// Moves `slots` (at most [`GROUP`]); returns the number of keys that moved.
 pub async fn move_slots(pair: &Pair<'_>, slots: &[u16], auth: &Auth) -> Result<u64> {
-    let importing = pair
-        .target
-        .each(setslot(
-            slots,
-            "IMPORTING",
-            pair.source_id,
-            "CLUSTER SETSLOT IMPORTING",
-        ))
-        .await?;
+    let importing = send(
+        pair.target,
+        slots,
+        "IMPORTING",
+        pair.source_id,
+        "CLUSTER SETSLOT IMPORTING",
+    )
+    .await?;
     // Resumed after the target took a slot: its keys are all there already.
     let mut open = Vec::with_capacity(slots.len());
     for (&slot, result) in slots.iter().zip(importing) {
@@ -68,39 +107,61 @@ pub async fn move_slots(pair: &Pair<'_>, slots: &[u16], auth: &Auth) -> Result<u
     let mut moved = 0;
     // An empty pipeline is an error to Redis: every slot of a resumed group may be owned already.
     if !open.is_empty() {
-        let migrating = pair
-            .source
-            .each(setslot(
-                &open,
-                "MIGRATING",
-                pair.target_id,
-                "CLUSTER SETSLOT MIGRATING",
-            ))
-            .await?;
+        let migrating = send(
+            pair.source,
+            &open,
+            "MIGRATING",
+            pair.target_id,
+            "CLUSTER SETSLOT MIGRATING",
+        )
+        .await?;
         migrating.into_iter().collect::<Result<Vec<()>>>()?;
         moved = keys::drain(pair.source, pair.target, &open, auth).await?;
     }
-    let node = |slots: &[u16]| setslot(slots, "NODE", pair.target_id, "CLUSTER SETSLOT NODE");
-    let told = pair.target.each(node(slots)).await?;
+    let node = |client, slots| {
+        send(
+            client,
+            slots,
+            "NODE",
+            pair.target_id,
+            "CLUSTER SETSLOT NODE",
+        )
+    };
+    let told = node(pair.target, slots).await?;
     told.into_iter().collect::<Result<Vec<()>>>()?;
-    let told = pair.source.each(node(slots)).await?;
+    let told = match node(pair.source, slots).await {
+        Ok(told) => told,
+        // Told it lost its last slot, a master turns into a replica of the new owner; Valkey 8
+        // then answers the `SETSLOT`s still waiting on its replicas `UNBLOCKED` and closes the
+        // connection. The target owns the slots already (its `SETSLOT NODE` won with a new epoch)
+        // and every key left before it: the source learns the owner by gossip.
+        Err(e @ Error::Unreachable { .. }) => {
+            tracing::warn!(
+                "{e}: the target owns the slots; the source learns its new owner by gossip"
+            );
+            Vec::new()
+        }
+        Err(e) => return Err(e),
+    };
     // A key written before MIGRATING reached the source: move it too, then tell it again.
     let mut again = Vec::new();
     for (&slot, result) in slots.iter().zip(told) {
         if says(&result, "still hold keys") {
             again.push(slot);
-        } else {
+        } else if !became_replica(&result) {
             result?;
         }
     }
     if !again.is_empty() {
         moved += keys::drain(pair.source, pair.target, &again, auth).await?;
-        let told = pair.source.each(node(&again)).await?;
+        let told = node(pair.source, &again).await?;
         told.into_iter().collect::<Result<Vec<()>>>()?;
     }
     try_join_all(pair.others.iter().map(|c| async move {
-        let told = c.each(node(slots)).await?;
-        told.into_iter().collect::<Result<Vec<()>>>()
+        let told = node(c, slots).await?;
+        told.into_iter()
+            .filter(|r| !became_replica(r))
+            .collect::<Result<Vec<()>>>()
     }))
     .await?;
     Ok(moved)

@@ -228,7 +228,7 @@ fn plan(
 }
 
 /// The pod name of node `id`, or the ID when it is none of ours.
-fn name(nodes: &[Node], observations: &[Observation], id: &str) -> String {
+pub(super) fn name(nodes: &[Node], observations: &[Observation], id: &str) -> String {
     observations
         .iter()
         .position(|o| o.id == id)
@@ -239,7 +239,7 @@ fn name(nodes: &[Node], observations: &[Observation], id: &str) -> String {
 /// node flagged `fail`, every slot served. A `fail?` alone (one node's suspicion, which a busy
 /// machine raises and clears within a node timeout) does not stop it: a node that is really gone
 /// fails the move's commands, which stop the run with its slots left open for the next one.
-fn check_health(
+pub(super) fn check_health(
     nodes: &[Node],
     observations: &[Observation],
     owners: &[usize],

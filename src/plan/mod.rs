@@ -17,6 +17,11 @@
 //!   MEET` them, `CLUSTER REPLICATE` the new replicas, then move slots from the fullest masters
 //!   until every master holds 16384/M ±1 ([`rebalance`], carried out by [`crate::migrate`]); a
 //!   half-done grow, or a slot left open by one of its moves, is finished;
+//! - *drain* ([`drain`]): `BOOTSTRAP_DRAIN_TO=D` is set and there are more than D pods → move every
+//!   slot off the masters among pods D and up, before the StatefulSet shrinks (checked before
+//!   *grow*, which would otherwise fill the drained masters again);
+//! - *shrink* ([`shrink`]): the StatefulSet shrank; the pods form the whole cluster but still know
+//!   removed node IDs (no slots, `fail`) → `CLUSTER FORGET` them on every node;
 //! - *settling*: the shape is complete and every address is right, the nodes only need time;
 //! - otherwise a refusal that names the node and what to do (exit code 3, [`refuse`]).
 //!
@@ -24,6 +29,7 @@
 //! to re-run.
 
 mod components;
+pub mod drain;
 mod fresh;
 mod grow;
 mod partial;
@@ -33,6 +39,7 @@ mod reconnect;
 mod refuse;
 mod replace;
 mod shape;
+mod shrink;
 pub mod stale_master;
 mod step;
 
@@ -63,6 +70,10 @@ pub enum Decision {
     Replace,
     /// The StatefulSet grew by whole shards: add them and move their share of slots to them.
     Grow,
+    /// `BOOTSTRAP_DRAIN_TO` is set: move the highest shards' slots away (none left: drained).
+    Drain,
+    /// The StatefulSet shrank: forget the removed pods' node IDs.
+    Shrink,
 }
 
 impl fmt::Display for Decision {
@@ -75,6 +86,8 @@ impl fmt::Display for Decision {
             Decision::Settling => "settling",
             Decision::Replace => "replace",
             Decision::Grow => "grow",
+            Decision::Drain => "drain",
+            Decision::Shrink => "shrink",
         })
     }
 }
@@ -103,8 +116,24 @@ impl Plan {
 
 /// Decides what to do. `observations[i]` is what `nodes[i]` said. `Err` is a refusal.
 pub fn plan(nodes: &[Node], layout: &Layout, observations: &[Observation]) -> Result<Plan, String> {
+    plan_draining(nodes, layout, observations, None)
+}
+
+/// [`plan`] with `BOOTSTRAP_DRAIN_TO`: with more pods than `drain_to`, the plan is the *drain*.
+pub fn plan_draining(
+    nodes: &[Node],
+    layout: &Layout,
+    observations: &[Observation],
+    drain_to: Option<usize>,
+) -> Result<Plan, String> {
+    if let Some(plan) = shrink::shrink(nodes, layout, observations) {
+        return plan;
+    }
     let lost = replace::lost_id(nodes, observations)?;
     refuse::refuse_unsafe(nodes, observations, lost.as_deref())?;
+    if let Some(d) = drain_to.filter(|&d| nodes.len() > d) {
+        return drain::drain(nodes, layout, observations, d);
+    }
     if lost.is_some() {
         return replace::replace(nodes, layout, observations, lost.as_deref());
     }

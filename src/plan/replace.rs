@@ -223,7 +223,7 @@ fn known<'a>(o: &'a Observation, id: &str) -> Option<&'a ClusterNode> {
 }
 
 /// A lost node as a person finds it: its announced hostname, or the pod now at its last address.
-fn who(nodes: &[Node], seen: &[&ClusterNode]) -> String {
+pub(super) fn who(nodes: &[Node], seen: &[&ClusterNode]) -> String {
     if let Some(h) = seen.iter().find_map(|l| l.hostname.as_deref()) {
         return format!("pod {h}");
     }

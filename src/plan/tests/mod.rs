@@ -400,6 +400,8 @@ fn refuses_to_turn_a_node_with_keys_into_a_replica() {
     assert_refused(&obs, &["redis-app-5", "discard"]);
 }
 
+mod drain;
 mod grow;
 mod remesh;
 mod replace;
+mod shrink;
