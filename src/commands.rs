@@ -55,7 +55,7 @@ pub const SENT: &[Entry] = &[
         "cluster|forget",
         "replace and shrink: drop a lost node's ID (no slots, flagged fail)",
     ),
-    // Slot migration (grow, shrink).
+    // Slot migration (grow, drain).
     (
         "cluster|setslot",
         "migrate: IMPORTING, MIGRATING, NODE on every node",
