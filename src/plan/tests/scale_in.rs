@@ -59,3 +59,29 @@ fn a_shrink_rerun_after_some_forgets_forgets_on_the_rest_only() {
     forgets.sort();
     assert_eq!(forgets, [(4, id(6)), (4, id(7)), (5, id(6)), (5, id(7))]);
 }
+
+/// Right after the StatefulSet shrank, before the cluster-node-timeout, the others still see the
+/// removed pods alive: refused, but the message says to run again rather than only blaming
+/// another cluster.
+#[test]
+fn removed_pods_not_yet_noticed_are_refused_with_a_wait() {
+    let (nodes, layout) = six();
+    let masters = [
+        None,
+        None,
+        None,
+        Some(0),
+        Some(1),
+        Some(2),
+        Some(0),
+        Some(0),
+    ];
+    let slots = ["0-5460", "5461-10922", "10923-16383", "", "", "", "", ""];
+    let mut obs = cluster(&masters, &slots, here);
+    obs.truncate(6);
+    let why = plan(&nodes, &layout, &obs).unwrap_err();
+    assert!(
+        why.contains("just shrank") && why.contains("run again after cluster-node-timeout"),
+        "{why}"
+    );
+}
