@@ -404,4 +404,5 @@ mod drain;
 mod grow;
 mod remesh;
 mod replace;
+mod scale_in;
 mod shrink;
