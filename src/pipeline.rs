@@ -110,12 +110,7 @@ pub async fn bootstrap(
         layout.replicas_per_master
     );
 
-    // Read already at startup by Settings::from_env; read here when the settings came otherwise,
-    // so TLS is never silently off.
-    let tls = match (&settings.tls, &settings.tls_files) {
-        (None, Some(files)) => Some(files.load()?),
-        (tls, _) => tls.clone(),
-    };
+    let tls = tls(settings)?;
     let clients = unless_stopped(
         shutdown,
         "connect",
@@ -284,11 +279,26 @@ async fn drain(
     );
     summary.phases = timer.total();
     // Connected afresh: Valkey closes the connection of a master the drain turned into a replica.
-    let fresh =
-        client::connect_all(nodes, settings.credentials.as_ref(), settings.ready_timeout).await?;
+    let tls = tls(settings)?;
+    let fresh = client::connect_all(
+        nodes,
+        settings.credentials.as_ref(),
+        tls.as_ref(),
+        settings.ready_timeout,
+    )
+    .await?;
     let observations = observe::observe_all(&fresh).await?;
     report::print(settings.log_format, nodes, &observations, &summary);
     Ok(summary)
+}
+
+/// The TLS client configuration: read already at startup by `Settings::from_env`, read here when
+/// the settings came otherwise, so TLS is never silently off.
+fn tls(settings: &Settings) -> Result<Option<crate::tls::Tls>> {
+    Ok(match (&settings.tls, &settings.tls_files) {
+        (None, Some(files)) => Some(files.load()?),
+        (tls, _) => tls.clone(),
+    })
 }
 
 fn explain(decision: Decision) -> &'static str {
