@@ -581,6 +581,19 @@ def svg(runs, path):
         fh.write("\n".join(out) + "\n")
 
 
+def write_results(out, name, info, args, runs, text):
+    """<out>/<name>.md (the machine, then the table) and <out>/<name>.json (every run)."""
+    with open(os.path.join(out, f"{name}.md"), "w") as fh:
+        fh.write(f"Measured {time.strftime('%Y-%m-%d')} on {info['cpu']} ({info['cores']} cores, "
+                 f"{info['memory_gib']} GiB), Linux {info['kernel']}, {info['redis']}.\n\n"
+                 f"{text}\n")
+    with open(os.path.join(out, f"{name}.json"), "w") as fh:
+        json.dump({"machine": info, "settings": {k: v for k, v in vars(args).items()
+                                                 if k not in ("out", "bin")}, "runs": runs},
+                  fh, indent=1)
+        fh.write("\n")
+
+
 def machine():
     cpu = "unknown"
     try:

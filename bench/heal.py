@@ -19,7 +19,6 @@ Addresses: like bench.py, each run takes two /16s of 127.201-209 (old and new). 
 """
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -192,15 +191,7 @@ def main():
                       file=sys.stderr)
     text = table(runs)
     print(text)
-    with open(os.path.join(args.out, "heal.md"), "w") as fh:
-        fh.write(f"Measured {time.strftime('%Y-%m-%d')} on {info['cpu']} ({info['cores']} cores, "
-                 f"{info['memory_gib']} GiB), Linux {info['kernel']}, {info['redis']}.\n\n"
-                 f"{text}\n")
-    with open(os.path.join(args.out, "heal.json"), "w") as fh:
-        json.dump({"machine": info, "settings": {k: v for k, v in vars(args).items()
-                                                 if k not in ("out", "bin")}, "runs": runs},
-                  fh, indent=1)
-        fh.write("\n")
+    bench.write_results(args.out, "heal", info, args, runs, text)
     ok = all(r["converged_s"] is not None and r["exit_code"] == 0 for r in runs)
     return 0 if ok else 1
 

@@ -28,7 +28,6 @@ plot in <out>/reshard.svg. Addresses: 127.210.0.0/16 - 127.219.0.0/16, one /16 p
 """
 
 import argparse
-import json
 import os
 import random
 import statistics
@@ -482,15 +481,7 @@ def main():
                       f"{r['load_1m']}", file=sys.stderr)
     text = table(runs)
     print(text)
-    with open(os.path.join(args.out, "reshard.md"), "w") as fh:
-        fh.write(f"Measured {time.strftime('%Y-%m-%d')} on {info['cpu']} ({info['cores']} cores, "
-                 f"{info['memory_gib']} GiB), Linux {info['kernel']}, {info['redis']}.\n\n"
-                 f"{text}\n")
-    with open(os.path.join(args.out, "reshard.json"), "w") as fh:
-        json.dump({"machine": info, "settings": {k: v for k, v in vars(args).items()
-                                                 if k not in ("out", "bin")}, "runs": runs},
-                  fh, indent=1)
-        fh.write("\n")
+    bench.write_results(args.out, "reshard", info, args, runs, text)
     svg(runs, os.path.join(args.out, "reshard.svg"))
     ok = all(r["exit_code"] == 0 and r["balanced_s"] is not None and not r["writes_lost"]
              and not r["keys_missing"] for r in runs)

@@ -198,23 +198,7 @@ pub async fn bootstrap(
             .iter()
             .any(|s| matches!(s, plan::Step::MoveSlots { .. }))
         {
-            let auth = migrate::Auth::from_settings(settings);
-            let moved = migrate::run(
-                &clients,
-                &plan.steps,
-                &auth,
-                settings.converge_timeout,
-                shutdown,
-            )
-            .await?;
-            info!(
-                slots = moved.slots,
-                keys = moved.keys,
-                "moved {} slot(s) and {} key(s)",
-                moved.slots,
-                moved.keys
-            );
-            timer.done("move slots");
+            move_slots(&clients, &plan, settings, shutdown, &mut timer).await?;
         }
         let agreed = unless_stopped(
             shutdown,
@@ -238,6 +222,33 @@ pub async fn bootstrap(
     Ok(summary)
 }
 
+/// Moves the plan's slots (grow, drain), after its other steps are done.
+async fn move_slots(
+    clients: &[client::Client],
+    plan: &plan::Plan,
+    settings: &Settings,
+    shutdown: &Shutdown,
+    timer: &mut Timer,
+) -> Result<()> {
+    let moved = migrate::run(
+        clients,
+        &plan.steps,
+        settings.credentials.as_ref(),
+        settings.converge_timeout,
+        shutdown,
+    )
+    .await?;
+    info!(
+        slots = moved.slots,
+        keys = moved.keys,
+        "moved {} slot(s) and {} key(s)",
+        moved.slots,
+        moved.keys
+    );
+    timer.done("move slots");
+    Ok(())
+}
+
 /// Carries out a drain (nothing when already drained) and says what the user does next. The
 /// cluster is left with empty masters on the highest pods, a shape no other run converges to: the
 /// report follows the moves, and the next run (still drained) checks it.
@@ -253,23 +264,7 @@ async fn drain(
     let d = settings.drain_to.expect("a drain has a target");
     if !plan.steps.is_empty() {
         form::form(clients, plan, settings.converge_timeout, shutdown).await?;
-        let auth = migrate::Auth::from_settings(settings);
-        let moved = migrate::run(
-            clients,
-            &plan.steps,
-            &auth,
-            settings.converge_timeout,
-            shutdown,
-        )
-        .await?;
-        info!(
-            slots = moved.slots,
-            keys = moved.keys,
-            "moved {} slot(s) and {} key(s)",
-            moved.slots,
-            moved.keys
-        );
-        timer.done("move slots");
+        move_slots(clients, plan, settings, shutdown, &mut timer).await?;
     }
     summary.outcome = "drained";
     info!(

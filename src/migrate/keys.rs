@@ -4,8 +4,8 @@
 //! the number of keys. Never `REPLACE`: a key that already exists on the target (`BUSYKEY`) stops
 //! the move with the slot left open.
 
-use super::auth::Auth;
 use crate::client::Client;
+use crate::credentials::Credentials;
 use crate::{Error, Result};
 
 /// Keys fetched and migrated per slot and round trip. One `MIGRATE` of 1000 small keys is one
@@ -17,7 +17,12 @@ pub const BATCH: usize = 1000;
 const MIGRATE_TIMEOUT_MS: u64 = 4000;
 
 /// Moves every key of `slots` (all migrating from `source` to `target`); returns how many moved.
-pub async fn drain(source: &Client, target: &Client, slots: &[u16], auth: &Auth) -> Result<u64> {
+pub async fn drain(
+    source: &Client,
+    target: &Client,
+    slots: &[u16],
+    auth: Option<&Credentials>,
+) -> Result<u64> {
     let mut moved = 0;
     let mut pending: Vec<u16> = slots.to_vec();
     while !pending.is_empty() {
@@ -70,14 +75,17 @@ pub async fn drain(source: &Client, target: &Client, slots: &[u16], auth: &Auth)
 }
 
 /// `MIGRATE host port "" 0 timeout [AUTH ...] KEYS k1 .. kn`.
-fn migrate(target: &Client, keys: &[Vec<u8>], auth: &Auth) -> redis::Cmd {
+fn migrate(target: &Client, keys: &[Vec<u8>], auth: Option<&Credentials>) -> redis::Cmd {
     let mut cmd = redis::cmd("MIGRATE");
     cmd.arg(target.node.addr.ip().to_string())
         .arg(target.node.addr.port())
         .arg("")
         .arg(0)
         .arg(MIGRATE_TIMEOUT_MS);
-    auth.append(&mut cmd);
+    // `AUTH2 user pass` or `AUTH pass`: MIGRATE authenticates to the target as this run does.
+    if let Some(credentials) = auth {
+        cmd.arg(credentials.migrate_args());
+    }
     cmd.arg("KEYS").arg(keys);
     cmd
 }

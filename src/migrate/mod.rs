@@ -3,7 +3,6 @@
 //! - [`slot`]: a group of slots' move, one round trip per step (`SETSLOT IMPORTING`/`MIGRATING`,
 //!   the keys, `SETSLOT NODE`);
 //! - [`keys`]: the keys of those slots, in batches (`GETKEYSINSLOT` + `MIGRATE ... KEYS`);
-//! - [`auth`]: the credentials `MIGRATE` passes on;
 //! - [`known`]: waits until the masters of each move know each other;
 //! - [`functions`]: `FUNCTION DUMP`/`RESTORE` onto new masters.
 //!
@@ -13,7 +12,6 @@
 //! nodes at the same time). Groups of slots follow each other with no pause. A signal stops a move between two groups, never with
 //! a slot open.
 
-pub mod auth;
 pub mod functions;
 pub mod keys;
 pub mod known;
@@ -25,7 +23,7 @@ use futures::future::try_join_all;
 use tokio::sync::Mutex;
 use tracing::info;
 
-pub use auth::Auth;
+use crate::credentials::Credentials;
 
 use crate::client::Client;
 use crate::node::Node;
@@ -51,7 +49,7 @@ pub struct Moved {
 pub async fn run(
     clients: &[Client],
     steps: &[Step],
-    auth: &Auth,
+    auth: Option<&Credentials>,
     timeout: Duration,
     shutdown: &Shutdown,
 ) -> Result<Moved> {
@@ -96,7 +94,7 @@ async fn one_move(
     clients: &[Client],
     nodes: &[Node],
     step: &Step,
-    auth: &Auth,
+    auth: Option<&Credentials>,
     shutdown: &Shutdown,
 ) -> Result<Moved> {
     let Step::MoveSlots {

@@ -6,9 +6,9 @@
 
 use futures::future::try_join_all;
 
-use super::auth::Auth;
 use super::keys;
 use crate::client::Client;
+use crate::credentials::Credentials;
 use crate::{Error, Result};
 
 /// Slots opened at once between one source and one target: one round trip per step for all of
@@ -87,7 +87,7 @@ fn became_replica(result: &Result<()>) -> bool {
 }
 
 /// Moves `slots` (at most [`GROUP`]); returns the number of keys that moved.
-pub async fn move_slots(pair: &Pair<'_>, slots: &[u16], auth: &Auth) -> Result<u64> {
+pub async fn move_slots(pair: &Pair<'_>, slots: &[u16], auth: Option<&Credentials>) -> Result<u64> {
     let importing = send(
         pair.target,
         slots,
