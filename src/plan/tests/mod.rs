@@ -112,6 +112,20 @@ fn pairs() -> Vec<Step> {
         .collect()
 }
 
+/// The views of pods `0..kept` after the StatefulSet removed the pods above them: every kept pod
+/// flags each removed pod's ID `fail`, its link down.
+fn removed(mut obs: Vec<Observation>, kept: usize) -> Vec<Observation> {
+    let gone: Vec<String> = (kept..obs.len()).map(id).collect();
+    obs.truncate(kept);
+    for o in &mut obs {
+        for line in o.nodes.iter_mut().filter(|l| gone.contains(&l.id)) {
+            line.flags.fail = true;
+            line.connected = false;
+        }
+    }
+    obs
+}
+
 fn six() -> (Vec<Node>, Layout) {
     (pods(6), Layout::new(6, 1).unwrap())
 }

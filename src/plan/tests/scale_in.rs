@@ -30,18 +30,7 @@ fn a_shrink_rerun_after_some_forgets_forgets_on_the_rest_only() {
         Some(0),
     ];
     let slots = ["0-5460", "5461-10922", "10923-16383", "", "", "", "", ""];
-    let mut obs = cluster(&masters, &slots, here);
-    obs.truncate(6);
-    for o in &mut obs {
-        for l in o
-            .nodes
-            .iter_mut()
-            .filter(|l| l.id == id(6) || l.id == id(7))
-        {
-            l.flags.fail = true;
-            l.connected = false;
-        }
-    }
+    let mut obs = removed(cluster(&masters, &slots, here), 6);
     // The first run forgot both on pods 0–3, then stopped.
     for o in &mut obs[..4] {
         o.nodes.retain(|l| l.id != id(6) && l.id != id(7));

@@ -21,19 +21,7 @@ fn shrunk(slots6: &str) -> Vec<Observation> {
             "",
         ]
     };
-    let mut obs = cluster(&roles, &slots, here);
-    obs.truncate(6);
-    for o in &mut obs {
-        for line in o
-            .nodes
-            .iter_mut()
-            .filter(|l| l.id == id(6) || l.id == id(7))
-        {
-            line.flags.fail = true;
-            line.connected = false;
-        }
-    }
-    obs
+    removed(cluster(&roles, &slots, here), 6)
 }
 
 #[test]
