@@ -8,7 +8,9 @@
 //! Needs `kubectl`, and for the real run `redis-server`, `redis-cli` and `openssl`. Loopback
 //! block 230 (tests/common/BLOCKS.md).
 
-use std::path::{Path, PathBuf};
+mod kustomize;
+
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -17,8 +19,8 @@ use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{ConfigMap, Container, EnvVar, Namespace, PodSpec};
 use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicyPeer};
 use k8s_openapi::api::storage::v1::StorageClass;
+use kustomize::{render, repo};
 use redis_cluster_bootstrap::commands;
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -27,28 +29,6 @@ const PRODUCTION: &str = "overlays/production";
 const ALL: [&str; 5] = [BASE, ".", "overlays/dev", PRODUCTION, "overlays/valkey"];
 /// Where components/tls mounts the Secret redis-tls.
 const TLS_DIR: &str = "/etc/redis-tls";
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// `kubectl kustomize DIR`, as JSON documents.
-fn render(dir: &str) -> Vec<Value> {
-    let output = Command::new("kubectl")
-        .arg("kustomize")
-        .arg(repo().join(dir))
-        .output()
-        .expect("kubectl is installed (kustomize built in)");
-    assert!(
-        output.status.success(),
-        "kubectl kustomize {dir}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_yaml_ng::Deserializer::from_str(&String::from_utf8(output.stdout).unwrap())
-        .map(|doc| Value::deserialize(doc).unwrap())
-        .filter(|doc| !doc.is_null())
-        .collect()
-}
 
 fn all<K: k8s_openapi::Resource + DeserializeOwned>(docs: &[Value]) -> Vec<K> {
     docs.iter()

@@ -6,39 +6,17 @@
 //! strict schema validation of tests/manifest_schemas.rs. Needs `kubectl`, `valkey-server` and
 //! `valkey-cli` (scripts/install-deps.sh). Loopback block 43 (see `common/BLOCKS.md`).
 
-use std::path::PathBuf;
+mod kustomize;
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Container};
-use serde::Deserialize;
+use kustomize::render;
 use serde_json::Value;
 
 const VALKEY: &str = "overlays/valkey";
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// `kubectl kustomize DIR`, as JSON documents.
-fn render(dir: &str) -> Vec<Value> {
-    let output = Command::new("kubectl")
-        .arg("kustomize")
-        .arg(repo().join(dir))
-        .output()
-        .expect("kubectl (kustomize built in) is installed");
-    assert!(
-        output.status.success(),
-        "kubectl kustomize {dir}:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let text = String::from_utf8(output.stdout).unwrap();
-    serde_yaml_ng::Deserializer::from_str(&text)
-        .map(|doc| Value::deserialize(doc).unwrap())
-        .filter(|doc| !doc.is_null())
-        .collect()
-}
 
 fn one<T: serde::de::DeserializeOwned>(docs: &[Value], kind: &str) -> T {
     let found: Vec<&Value> = docs.iter().filter(|d| d["kind"] == kind).collect();
