@@ -1,10 +1,15 @@
 //! Reads what every node knows: `INFO`, `CLUSTER MYID`, `CLUSTER NODES`, `CLUSTER INFO`, one
 //! pipelined round trip per node, all nodes at once.
 
+use std::time::Duration;
+
 use futures::future::try_join_all;
 
 use crate::client::Client;
+use crate::credentials::Credentials;
+use crate::node::Node;
 use crate::observation::Observation;
+use crate::tls::Tls;
 use crate::{Error, Result};
 
 /// Observes one node.
@@ -72,4 +77,39 @@ pub async fn observe_members(clients: &[Client]) -> Result<Vec<Observation>> {
 /// Observes every node concurrently, in node order.
 pub async fn observe_all(clients: &[Client]) -> Result<Vec<Observation>> {
     try_join_all(clients.iter().map(observe)).await
+}
+
+/// Connects to every node afresh and observes it, retrying a node that does not answer until
+/// `timeout`. After slots moved, a replica that changed master may be busy for seconds (emptying
+/// its old data, an AOF fsync on a slow disk), and a master turned replica may have closed our
+/// connection (Valkey): neither is a reason to fail a run whose changes are all made.
+pub async fn observe_anew(
+    nodes: &[Node],
+    credentials: Option<&Credentials>,
+    tls: Option<&Tls>,
+    timeout: Duration,
+) -> Result<Vec<Observation>> {
+    try_join_all(nodes.iter().map(|node| async move {
+        let policy = backoff::ExponentialBackoff {
+            initial_interval: Duration::from_millis(100),
+            max_interval: Duration::from_secs(2),
+            max_elapsed_time: Some(timeout),
+            ..Default::default()
+        };
+        backoff::future::retry(policy, || async {
+            let observed = match Client::connect(node, credentials, tls).await {
+                Ok(client) => observe(&client).await,
+                Err(e) => Err(e),
+            };
+            observed.map_err(|e| match e {
+                Error::Unreachable { .. } => {
+                    tracing::debug!(node = %node, error = %e, "not answering yet, retrying");
+                    backoff::Error::transient(e)
+                }
+                other => backoff::Error::permanent(other),
+            })
+        })
+        .await
+    }))
+    .await
 }

@@ -273,16 +273,14 @@ async fn drain(
         plan::drain::pods_from(d, nodes.len())
     );
     summary.phases = timer.total();
-    // Connected afresh: Valkey closes the connection of a master the drain turned into a replica.
     let tls = tls(settings)?;
-    let fresh = client::connect_all(
+    let observations = observe::observe_anew(
         nodes,
         settings.credentials.as_ref(),
         tls.as_ref(),
-        settings.ready_timeout,
+        settings.converge_timeout,
     )
     .await?;
-    let observations = observe::observe_all(&fresh).await?;
     report::print(settings.log_format, nodes, &observations, &summary);
     Ok(summary)
 }

@@ -1,10 +1,13 @@
 //! Scale-in on real nodes: the StatefulSet shrinks 8 → 6 (R = 1). With the drain
 //! (`BOOTSTRAP_DRAIN_TO=6`) the highest shard's slots move away first, the pods are then removed,
 //! and the next run forgets their node IDs: no key lost. Without the drain the removed master's
-//! slots are lost: refused (exit 3), naming them, nothing sent.
+//! slots are lost: refused (exit 3), naming them, nothing sent. A replica that stalls while the
+//! drain moves slots (a slow disk) is waited for, not reported unreachable.
 
 mod common;
 
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
@@ -154,4 +157,54 @@ fn a_shrink_without_the_drain_is_refused_naming_the_lost_slots() {
     assert!(run.stderr.contains("BOOTSTRAP_DRAIN_TO=6"), "{run:?}");
     assert!(run.stderr.contains("--cluster fix"), "{run:?}");
     assert_no_writes(&nodes);
+}
+
+/// Pod 7 (the drained master's replica) stops answering as the drain starts moving slots and
+/// stays frozen for longer than a command's timeout after the last slot has moved: the drain
+/// waits for it to answer again instead of failing a run whose changes are all made.
+///
+/// Redis only: Valkey 8 replicates each `CLUSTER SETSLOT` to the master's replicas and waits for
+/// their acknowledgement, so there a frozen replica stalls the move itself (the run stops with
+/// the slot open, and the next run finishes it, as after a SIGKILL).
+#[test]
+fn a_replica_stalled_during_the_drain_is_waited_for() {
+    if Server::under_test() == Server::Valkey {
+        return;
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let nodes = grown_to_eight(166, &rt);
+    let list = node_list(&nodes);
+    let mut child = bootstrap_command(&[
+        ("BOOTSTRAP_NODES", list.as_str()),
+        ("BOOTSTRAP_READY_TIMEOUT", "10s"),
+        ("BOOTSTRAP_CONVERGE_TIMEOUT", "60s"),
+        ("BOOTSTRAP_DRAIN_TO", "6"),
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut log = Vec::new();
+    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        // Every node has been read; the moves send nothing to a replica.
+        if line.contains("plan done") {
+            nodes[7].pause();
+        }
+        // The last slot has moved: the run reads every node once more, pod 7 among them.
+        if line.contains("moved 4096 slot(s)") {
+            std::thread::sleep(Duration::from_secs(6));
+            nodes[7].resume();
+        }
+        log.push(line);
+    }
+    let status = child.wait().unwrap();
+    nodes[7].resume();
+    let log = log.join("\n");
+    assert_eq!(status.code(), Some(0), "{log}");
+    assert!(log.contains("now scale the StatefulSet to 6"), "{log}");
+    for pod in [6, 7] {
+        assert_eq!(own_roles(&nodes)[pod].3, "", "pod {pod} holds slots");
+    }
+    assert_eq!(rt.block_on(read_keys(&nodes, KEYS)), KEYS);
 }

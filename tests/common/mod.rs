@@ -288,6 +288,28 @@ impl RedisNode {
         }
     }
 
+    /// Freezes the process (SIGSTOP): it keeps its sockets but answers nothing, as a node stalled
+    /// on a slow disk does. [`RedisNode::resume`] thaws it.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Thaws a node frozen by [`RedisNode::pause`] (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self
+            .child
+            .as_ref()
+            .expect("a running node")
+            .id()
+            .to_string();
+        let sent = Command::new("kill").args([signal, &pid]).status().unwrap();
+        assert!(sent.success(), "kill {signal} {pid}");
+    }
+
     /// Kills this node and starts it again on `ip` with the same data directory; keeps the temp dir.
     pub fn restart_on(&mut self, ip: &str, options: &Options) {
         self.kill();
