@@ -51,6 +51,7 @@ pub mod pipeline;
 pub mod plan;
 pub mod report;
 pub mod resolve;
+pub mod settle;
 pub mod shutdown;
 pub mod slots;
 pub mod telemetry;

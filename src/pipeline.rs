@@ -12,6 +12,7 @@ use crate::layout::Layout;
 use crate::node::Node;
 use crate::plan::{self, Decision};
 use crate::report::{self, Summary};
+use crate::settle;
 use crate::shutdown::Shutdown;
 use crate::{Error, Result, converge, form, kubernetes, migrate, observe, resolve};
 
@@ -134,8 +135,22 @@ pub async fn bootstrap(
     .await?;
     timer.done("observe");
 
-    // Who masters and who follows whom: by placement when the pods' nodes are known.
-    let (layout, pairing) = plan::placement::arrange(layout, nodes, &observations);
+    // Who masters and who follows whom: by placement when the pods' nodes are known. A pod that
+    // just left is waited for (`settle`) until every node flags it `fail`.
+    let shape = layout;
+    let (observations, (layout, pairing), plan) = settle::plan_when_settled(
+        &clients,
+        observations,
+        settings.converge_timeout,
+        shutdown,
+        |observations| {
+            let (layout, pairing) = plan::placement::arrange(shape.clone(), nodes, observations);
+            let plan = plan::plan_draining(nodes, &layout, observations, settings.drain_to)
+                .map_err(Error::Refused)?;
+            Ok(((layout, pairing), plan))
+        },
+    )
+    .await?;
     if let Some(d) = settings.drain_to.filter(|&d| nodes.len() <= d) {
         info!(
             "BOOTSTRAP_DRAIN_TO={d} has no effect with {} pods: once the StatefulSet has shrunk \
@@ -143,8 +158,6 @@ pub async fn bootstrap(
             nodes.len()
         );
     }
-    let plan = plan::plan_draining(nodes, &layout, &observations, settings.drain_to)
-        .map_err(Error::Refused)?;
     info!(decision = %plan.decision, steps = plan.steps.len(), "plan: {}", explain(plan.decision));
     for note in &plan.notes {
         info!("{note}");
@@ -309,6 +322,9 @@ fn explain(decision: Decision) -> &'static str {
         }
         Decision::Shrink => {
             "the StatefulSet shrank: forgetting the removed pods' node IDs on every node"
+        }
+        Decision::Waiting => {
+            "a pod just left and not every node flags it fail yet; waiting for them to agree"
         }
         Decision::Replace => {
             "a pod lost its volume and came back empty; forgetting its old node ID and adding it as a replica"

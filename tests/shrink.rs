@@ -1,6 +1,7 @@
 //! Scale-in on real nodes: the StatefulSet shrinks 8 → 6 (R = 1). With the drain
 //! (`BOOTSTRAP_DRAIN_TO=6`) the highest shard's slots move away first, the pods are then removed,
-//! and the next run forgets their node IDs: no key lost. Without the drain the removed master's
+//! and the next run, started at once, waits until every node flags them `fail` and forgets their
+//! node IDs: no key lost. Without the drain the removed master's
 //! slots are lost: refused (exit 3), naming them, nothing sent. A replica that stalls while the
 //! drain moves slots (a slow disk) is waited for, not reported unreachable.
 
@@ -114,10 +115,16 @@ fn drained_then_shrunk_8_to_6_loses_no_key() {
     );
     assert_no_writes(&nodes);
 
-    // The StatefulSet shrinks; the next run forgets pods 6 and 7 everywhere.
-    let removed = remove_pods_6_and_7(&mut nodes);
+    // The StatefulSet shrinks and the next run starts at once, before any node suspects the
+    // removed pods: it waits until every node flags them `fail`, then forgets them everywhere.
+    let removed: Vec<String> = nodes[6..].iter().map(RedisNode::id).collect();
+    nodes.truncate(6);
     let shrunk = drain(&nodes, "6");
     assert_eq!(shrunk.code, 0, "{shrunk:?}");
+    assert!(
+        shrunk.stderr.contains("not yet flagged fail by every node"),
+        "{shrunk:?}"
+    );
     assert!(shrunk.stdout.contains("decision=shrink"), "{shrunk:?}");
     assert!(shrunk.stderr.contains("has no effect"), "{shrunk:?}");
     for n in &nodes {

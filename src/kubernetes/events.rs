@@ -55,7 +55,8 @@ pub fn record_for(result: &Result<Summary>) -> Option<Record> {
                 return None;
             }
             let (reason, action) = match summary.decision {
-                Decision::Formed | Decision::Settling => return None,
+                // Waiting is only ever a passing state within a run.
+                Decision::Formed | Decision::Settling | Decision::Waiting => return None,
                 Decision::Fresh => ("Formed", "Form"),
                 Decision::Partial => ("Resumed", "Resume"),
                 Decision::Reconnect => ("Reconnected", "Reconnect"),

@@ -23,6 +23,8 @@
 //! - *shrink* ([`shrink`]): the StatefulSet shrank; the pods form the whole cluster but still know
 //!   removed node IDs (no slots, `fail`) → `CLUSTER FORGET` them on every node;
 //! - *settling*: the shape is complete and every address is right, the nodes only need time;
+//! - *waiting* ([`waiting`]): a pod just left (removed, or back with a new ID) and not every node
+//!   flags its old ID `fail` yet → nothing now: read again and plan anew once they agree;
 //! - otherwise a refusal that names the node and what to do (exit code 3, [`refuse`]).
 //!
 //! Each step is planned only if the observations say it is missing, so a crash at any point is safe
@@ -42,6 +44,7 @@ mod shape;
 mod shrink;
 pub mod stale_master;
 mod step;
+mod waiting;
 
 use std::fmt;
 
@@ -74,6 +77,8 @@ pub enum Decision {
     Drain,
     /// The StatefulSet shrank: forget the removed pods' node IDs.
     Shrink,
+    /// A pod just left and not every node flags its old ID `fail` yet: read again, plan anew.
+    Waiting,
 }
 
 impl fmt::Display for Decision {
@@ -88,6 +93,7 @@ impl fmt::Display for Decision {
             Decision::Grow => "grow",
             Decision::Drain => "drain",
             Decision::Shrink => "shrink",
+            Decision::Waiting => "waiting",
         })
     }
 }
@@ -128,6 +134,11 @@ pub fn plan_draining(
 ) -> Result<Plan, String> {
     if let Some(plan) = shrink::shrink(nodes, layout, observations) {
         return plan;
+    }
+    if let Some(why) = waiting::waiting(nodes, observations) {
+        let mut plan = Plan::new(Decision::Waiting, Vec::new());
+        plan.notes.push(why);
+        return Ok(plan);
     }
     let lost = replace::lost_id(nodes, observations)?;
     refuse::refuse_unsafe(nodes, observations, lost.as_deref())?;

@@ -34,10 +34,10 @@ pub(super) fn refuse_unsafe(
             if !ids.contains_key(line.id.as_str()) && lost != Some(line.id.as_str()) {
                 let at = line.addr.map_or("no address".into(), |a| a.to_string());
                 return Err(format!(
-                    "{node} knows node {} at {at}, which is not one of the {} nodes: if the StatefulSet \
-                     just shrank, it is a removed pod not yet flagged fail (run again after \
-                     cluster-node-timeout); otherwise it belongs to another cluster: point the bootstrap at \
-                     that cluster's nodes, or remove the node from it yourself",
+                    "{node} knows node {} at {at}, which is not one of the {} nodes and which some \
+                     node still reaches: it belongs to another cluster (or is a member outside the \
+                     StatefulSet): point the bootstrap at that cluster's nodes, or remove the node from \
+                     it yourself",
                     line.id,
                     nodes.len()
                 ));

@@ -178,11 +178,16 @@ fn refuses_an_empty_node_that_holds_keys() {
 }
 
 #[test]
-fn refuses_until_every_node_agrees_the_lost_node_failed() {
+fn waits_until_every_node_agrees_the_lost_node_failed() {
+    let (nodes, layout) = six();
     let mut obs = lost(&PAIRS, &SIX, 4);
     let l = obs[0].nodes.iter_mut().find(|l| l.id == id(4)).unwrap();
     (l.flags.fail, l.flags.pfail) = (false, true);
-    assert_refused(&obs, &[&id(4), "fail?", "again"]);
+    let p = plan(&nodes, &layout, &obs).unwrap();
+    assert_eq!(p.decision, Decision::Waiting, "{p:?}");
+    assert!(p.steps.is_empty(), "{p:?}");
+    let why = p.notes.join(" ");
+    assert!(why.contains(&id(4)) && why.contains("4 of the 5"), "{why}");
 }
 
 #[test]

@@ -49,11 +49,11 @@ fn a_shrink_rerun_after_some_forgets_forgets_on_the_rest_only() {
     assert_eq!(forgets, [(4, id(6)), (4, id(7)), (5, id(6)), (5, id(7))]);
 }
 
-/// Right after the StatefulSet shrank, before the cluster-node-timeout, the others still see the
-/// removed pods alive: refused, but the message says to run again rather than only blaming
-/// another cluster.
+/// Right after the StatefulSet shrank, while pods 6 and 7 are still shutting down: the others
+/// still reach them. They announce this StatefulSet's pod names beyond the six: *waiting*. The
+/// same IDs without those names could be another cluster's live nodes: refused.
 #[test]
-fn removed_pods_not_yet_noticed_are_refused_with_a_wait() {
+fn removed_pods_still_shutting_down_are_waited_for() {
     let (nodes, layout) = six();
     let masters = [
         None,
@@ -69,8 +69,29 @@ fn removed_pods_not_yet_noticed_are_refused_with_a_wait() {
     let mut obs = cluster(&masters, &slots, here);
     obs.truncate(6);
     let why = plan(&nodes, &layout, &obs).unwrap_err();
-    assert!(
-        why.contains("just shrank") && why.contains("run again after cluster-node-timeout"),
-        "{why}"
-    );
+    assert!(why.contains("another cluster"), "{why}");
+
+    for o in &mut obs {
+        for line in o.nodes.iter_mut() {
+            line.hostname = Some(format!(
+                "redis-app-{}",
+                usize::from_str_radix(&line.id, 16).unwrap() - 1
+            ));
+        }
+    }
+    let p = plan(&nodes, &layout, &obs).unwrap();
+    assert_eq!(p.decision, Decision::Waiting, "{p:?}");
+    assert!(p.steps.is_empty());
+    let why = p.notes.join(" ");
+    assert!(why.contains(&id(6)) && why.contains(&id(7)), "{why}");
+
+    // A name of the set within the six, or of another set, is no removed pod.
+    for name in ["redis-app-2", "other-app-6"] {
+        for o in &mut obs {
+            for line in o.nodes.iter_mut().filter(|l| l.id == id(6)) {
+                line.hostname = Some(name.to_string());
+            }
+        }
+        assert!(plan(&nodes, &layout, &obs).is_err(), "{name}");
+    }
 }

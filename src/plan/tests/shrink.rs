@@ -62,15 +62,57 @@ fn a_shrink_that_lost_slots_is_refused_naming_them_and_the_way_back() {
     assert!(!err.contains(&id(7)), "the replica lost nothing: {err}");
 }
 
+/// Asserts the plan is *waiting*, changes nothing, and names each of `ids`.
+fn assert_waiting(obs: &[Observation], ids: &[String]) {
+    let (nodes, layout) = six();
+    let p = plan(&nodes, &layout, obs).unwrap();
+    assert_eq!(p.decision, Decision::Waiting, "{p:?}");
+    assert!(p.steps.is_empty(), "{p:?}");
+    let why = p.notes.join(" ");
+    for id in ids {
+        assert!(why.contains(id.as_str()), "{id} in {why}");
+    }
+    assert!(why.contains("not yet flagged fail"), "{why}");
+}
+
 #[test]
 fn removed_ids_not_yet_failed_everywhere_wait() {
-    let (nodes, layout) = six();
     let mut obs = shrunk("");
     let line = obs[2].nodes.iter_mut().find(|l| l.id == id(6)).unwrap();
     line.flags.fail = false;
     line.flags.pfail = true;
+    assert_waiting(&obs, &[id(6)]);
+}
+
+/// The moment the StatefulSet shrank: the removed pods' links are down, no node suspects them yet.
+#[test]
+fn removed_pods_no_node_suspects_yet_wait() {
+    let mut obs = shrunk("");
+    for o in &mut obs {
+        for line in o
+            .nodes
+            .iter_mut()
+            .filter(|l| l.id == id(6) || l.id == id(7))
+        {
+            line.flags.fail = false;
+        }
+    }
+    assert_waiting(&obs, &[id(6), id(7)]);
+}
+
+/// Waiting would not bring lost slots back: the refusal comes as soon as the nodes suspect the
+/// removed master, before they agree it failed.
+#[test]
+fn a_shrink_that_lost_slots_is_refused_without_waiting_for_the_fail_flag() {
+    let (nodes, layout) = six();
+    let mut obs = shrunk("0-1364 5461-6826 10923-12287");
+    for o in &mut obs {
+        for line in o.nodes.iter_mut().filter(|l| l.id == id(6)) {
+            (line.flags.fail, line.flags.pfail) = (false, true);
+        }
+    }
     let err = plan(&nodes, &layout, &obs).unwrap_err();
-    assert!(err.contains("not yet flagged fail"), "{err}");
+    assert!(err.contains("4096 slots"), "{err}");
 }
 
 #[test]
