@@ -57,10 +57,22 @@ impl Client {
                     .map_err(|e| unreachable(node, e))?
                     .set_redis_settings(redis);
                 let client = redis::Client::open(info).map_err(|e| unreachable(node, e))?;
-                client
+                // One PING: a node that listens only for TLS drops the connection here.
+                let connected = match client
                     .get_multiplexed_async_connection_with_config(&config)
                     .await
-                    .map_err(|e| classify(node, "connect", credentials, e))?
+                {
+                    Ok(mut conn) => {
+                        let ping = redis::cmd("PING");
+                        commands::check(&ping)?;
+                        ping.query_async::<()>(&mut conn).await.map(|()| conn)
+                    }
+                    Err(e) => Err(e),
+                };
+                match connected {
+                    Ok(conn) => conn,
+                    Err(e) => return Err(plaintext_refused(node, credentials, e).await),
+                }
             }
         };
         Ok(Client {
@@ -128,6 +140,26 @@ impl Client {
             .map(|(result, what)| result.map(drop).map_err(|e| self.classify(what, e)))
             .collect())
     }
+}
+
+/// Why a plaintext connection failed: a node that drops it without a Redis reply and answers a
+/// TLS handshake with a certificate speaks TLS only, which no retry fixes (exit 2, naming
+/// `BOOTSTRAP_TLS_CA_FILE`); anything else as [`classify`] says.
+async fn plaintext_refused(
+    node: &Node,
+    credentials: Option<&Credentials>,
+    e: redis::RedisError,
+) -> Error {
+    let no_reply =
+        e.is_connection_dropped() || e.is_io_error() || e.kind() == redis::ErrorKind::Parse;
+    if no_reply && crate::tls_probe::speaks_tls(node.addr).await {
+        return Error::Config(format!(
+            "BOOTSTRAP_TLS_CA_FILE is not set, but {node} speaks TLS (it drops plaintext connections \
+             and presents a certificate): set BOOTSTRAP_TLS_CA_FILE to the CA bundle that signed the \
+             nodes' certificates"
+        ));
+    }
+    classify(node, "connect", credentials, e)
 }
 
 /// Connects to every node at once, each retried with backoff until `timeout`: a pod that was

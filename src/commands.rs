@@ -35,8 +35,9 @@ pub const SENT: &[Entry] = &[
     ),
     (
         "ping",
-        "connect over TLS: does a node that asked for a client certificate and got none serve us \
-         (tls-auth-clients optional); a liveness check that touches nothing",
+        "connect: a liveness check that touches nothing; in plaintext, a node that drops it may \
+         speak only TLS; over TLS, does a node that asked for a client certificate and got none \
+         serve us (tls-auth-clients optional)",
     ),
     // Form, re-mesh, replace.
     ("cluster|addslotsrange", "form: give a master its slots"),

@@ -56,6 +56,7 @@ pub mod shutdown;
 pub mod slots;
 pub mod telemetry;
 pub mod tls;
+mod tls_probe;
 
 pub use error::{Error, ExitCode, one_line};
 pub use pipeline::run;

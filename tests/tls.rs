@@ -6,7 +6,8 @@
 //! for one), re-runs as a no-op, re-meshes after a full restart on new addresses, and checks the
 //! name it expects (a DNS name as written in `BOOTSTRAP_NODES`, not the IP it connects to). A
 //! certificate from another CA, an expired one, or one for another name is exit 2 naming the node,
-//! at once rather than after the ready timeout.
+//! at once rather than after the ready timeout. So is a run without `BOOTSTRAP_TLS_CA_FILE`
+//! against nodes that speak only TLS.
 
 mod common;
 mod dns;
@@ -473,4 +474,52 @@ fn a_grow_moves_keys_over_tls() {
     assert!(held(&nodes[6]) > 0, "no key moved to node-6");
     assert_eq!(nodes.iter().map(held).sum::<usize>(), TAGS * PER_TAG);
     assert_next_run_is_a_no_op(&nodes);
+}
+
+/// Nodes that speak only TLS, and a run that was not given `BOOTSTRAP_TLS_CA_FILE` (with and
+/// without a password, which is sent while connecting): exit 2 within seconds naming the variable
+/// and the node, not a retry until the ready timeout; nothing changed.
+#[test]
+fn a_run_without_the_ca_against_tls_nodes_is_exit_2_naming_the_variable() {
+    for (block, password) in [(232, None), (233, Some("s3cret"))] {
+        let dir = tempfile::tempdir().unwrap();
+        let certs: Vec<(String, Issued)> = ips(block, 3)
+            .into_iter()
+            .map(|ip| (ip, Issued::ForIp))
+            .collect();
+        let (files, _ca) = tls_files(dir.path(), false, &certs);
+        let options = Options {
+            password: password.map(str::to_string),
+            cli_user: password.map(|p| ("default".to_string(), p.to_string())),
+            ..tls_options(files)
+        };
+        let nodes = start_nodes_with(block, 3, &options);
+        let list = node_list(&nodes);
+        let mut env = vec![
+            ("BOOTSTRAP_NODES", list.as_str()),
+            ("BOOTSTRAP_REPLICAS_PER_MASTER", "0"),
+            ("BOOTSTRAP_READY_TIMEOUT", "60s"),
+        ];
+        if let Some(password) = password {
+            env.push(("BOOTSTRAP_PASSWORD", password));
+        }
+        let started = Instant::now();
+        let run = bootstrap(&env);
+        assert_eq!(run.code, ExitCode::BadConfig as i32, "{run:?}");
+        assert!(started.elapsed() < Duration::from_secs(20), "{run:?}");
+        let line = run
+            .stderr
+            .lines()
+            .find(|l| l.contains("BOOTSTRAP_TLS_CA_FILE is not set"))
+            .unwrap_or_else(|| panic!("no line about the CA: {run:?}"));
+        assert!(line.contains("speaks TLS"), "{line}");
+        assert!(
+            line.contains(&format!("node-0 ({}:6379)", ip(block, 0))),
+            "{line}"
+        );
+        for n in &nodes {
+            let info = n.cli(&["cluster", "info"]);
+            assert!(info.contains("cluster_known_nodes:1"), "{info}");
+        }
+    }
 }
