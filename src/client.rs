@@ -65,7 +65,14 @@ impl Client {
                     Ok(mut conn) => {
                         let ping = redis::cmd("PING");
                         commands::check(&ping)?;
-                        ping.query_async::<()>(&mut conn).await.map(|()| conn)
+                        match ping.query_async::<()>(&mut conn).await {
+                            // Any reply is a Redis talking plaintext; a node still loading its
+                            // data says LOADING, and the commands that follow will tell.
+                            Err(e) if e.code().is_some_and(|c| c != "NOAUTH" && c != "NOPERM") => {
+                                Ok(conn)
+                            }
+                            result => result.map(|()| conn),
+                        }
                     }
                     Err(e) => Err(e),
                 };
