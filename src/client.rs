@@ -178,25 +178,11 @@ pub async fn connect_all(
     tls: Option<&Tls>,
     timeout: Duration,
 ) -> Result<Vec<Client>> {
-    let attempts =
-        nodes.iter().map(|node| async move {
-            let policy = backoff::ExponentialBackoff {
-                initial_interval: Duration::from_millis(100),
-                max_interval: Duration::from_secs(5),
-                max_elapsed_time: Some(timeout),
-                ..Default::default()
-            };
-            backoff::future::retry(policy, || async {
-                Client::connect(node, credentials, tls).await.map_err(|e| match e {
-                Error::Unreachable { .. } => {
-                    tracing::debug!(node = %node, error = %e, "not reachable yet, retrying");
-                    backoff::Error::transient(e)
-                }
-                other => backoff::Error::permanent(other),
-            })
-            })
-            .await
-        });
+    let attempts = nodes.iter().map(|node| {
+        retry_unreachable(node, timeout, move || {
+            Client::connect(node, credentials, tls)
+        })
+    });
     futures::future::join_all(attempts)
         .await
         .into_iter()
@@ -314,4 +300,30 @@ fn classify(
         command: what.to_string(),
         source: e,
     }
+}
+
+/// Runs `attempt` until it succeeds, retrying with backoff (100 ms up to 2 s apart) while it fails
+/// with [`Error::Unreachable`] (a node not listening or not answering yet) until `timeout`; any
+/// other error at once.
+pub async fn retry_unreachable<T, F, Fut>(node: &Node, timeout: Duration, attempt: F) -> Result<T>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let policy = backoff::ExponentialBackoff {
+        initial_interval: Duration::from_millis(100),
+        max_interval: Duration::from_secs(2),
+        max_elapsed_time: Some(timeout),
+        ..Default::default()
+    };
+    backoff::future::retry(policy, || async {
+        attempt().await.map_err(|e| match e {
+            Error::Unreachable { .. } => {
+                tracing::debug!(node = %node, error = %e, "not answering yet, retrying");
+                backoff::Error::transient(e)
+            }
+            other => backoff::Error::permanent(other),
+        })
+    })
+    .await
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use futures::future::try_join_all;
 
-use crate::client::Client;
+use crate::client::{self, Client};
 use crate::credentials::Credentials;
 use crate::node::Node;
 use crate::observation::Observation;
@@ -89,27 +89,10 @@ pub async fn observe_anew(
     tls: Option<&Tls>,
     timeout: Duration,
 ) -> Result<Vec<Observation>> {
-    try_join_all(nodes.iter().map(|node| async move {
-        let policy = backoff::ExponentialBackoff {
-            initial_interval: Duration::from_millis(100),
-            max_interval: Duration::from_secs(2),
-            max_elapsed_time: Some(timeout),
-            ..Default::default()
-        };
-        backoff::future::retry(policy, || async {
-            let observed = match Client::connect(node, credentials, tls).await {
-                Ok(client) => observe(&client).await,
-                Err(e) => Err(e),
-            };
-            observed.map_err(|e| match e {
-                Error::Unreachable { .. } => {
-                    tracing::debug!(node = %node, error = %e, "not answering yet, retrying");
-                    backoff::Error::transient(e)
-                }
-                other => backoff::Error::permanent(other),
-            })
+    try_join_all(nodes.iter().map(|node| {
+        client::retry_unreachable(node, timeout, move || async move {
+            observe(&Client::connect(node, credentials, tls).await?).await
         })
-        .await
     }))
     .await
 }

@@ -1,7 +1,8 @@
 //! *replace* on real nodes: a pod whose volume was lost comes back empty with a new node ID; the
 //! bootstrap forgets the old ID everywhere and adds the pod back as the replica its shard lacks,
-//! with every key written before still readable. When the lost ID still owned slots (a master and
-//! its replica both lost), it refuses and sends nothing.
+//! with every key written before still readable, also when the run comes before the nodes agree
+//! the old ID failed (it waits). When the lost ID still owned slots (a master and its replica
+//! both lost), it refuses and sends nothing.
 
 mod common;
 
@@ -80,6 +81,28 @@ fn a_master_lost_after_its_replica_took_over_comes_back_as_that_replicas_replica
         role_of(&nodes, 0),
         ("replica".to_string(), nodes[heir].id())
     );
+}
+
+/// The run comes the moment pod 0 (a master) is back empty on a new address, before any node
+/// suspects its old ID: it waits for the `fail` flag, then for Redis's failover to give the slots
+/// to the replica, then replaces, changing nothing before.
+#[test]
+fn a_master_lost_just_now_is_waited_for_then_replaced() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut nodes = formed_with_keys(167, KEYS, &rt);
+    let lost = nodes[0].id();
+    let heir = (1..6)
+        .find(|&i| role_of(&nodes, i).1 == lost)
+        .expect("a replica of pod 0");
+    let heir_id = nodes[heir].id();
+    wipe(&mut nodes[0]);
+    nodes[0].restart_on(&ip(167, 10), &Options::default());
+    let run = replaced(&nodes, &lost, &rt);
+    assert!(
+        run.stderr.contains("not yet flagged fail by every node"),
+        "{run:?}"
+    );
+    assert_eq!(role_of(&nodes, 0), ("replica".to_string(), heir_id));
 }
 
 #[test]

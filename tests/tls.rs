@@ -101,15 +101,16 @@ fn ips(block: u8, count: usize) -> Vec<String> {
     (0..count).map(|i| ip(block, i)).collect()
 }
 
+/// Each of these addresses with a certificate for itself.
+fn for_their_ips(ips: Vec<String>) -> Vec<(String, Issued)> {
+    ips.into_iter().map(|ip| (ip, Issued::ForIp)).collect()
+}
+
 #[test]
 fn formed_re_run_and_re_meshed_entirely_over_tls_with_a_client_certificate() {
     let dir = tempfile::tempdir().unwrap();
     // Each pod has a certificate for its first address and for the one it restarts on.
-    let addresses: Vec<(String, Issued)> = ips(214, 6)
-        .into_iter()
-        .chain(ips(215, 6))
-        .map(|ip| (ip, Issued::ForIp))
-        .collect();
+    let addresses = for_their_ips([ips(214, 6), ips(215, 6)].concat());
     let (files, _ca) = tls_files(dir.path(), true, &addresses);
     let options = tls_options(files);
     let mut nodes = start_nodes_with(214, 6, &options);
@@ -312,10 +313,7 @@ fn bad_tls_files_are_exit_2_naming_the_variable() {
 fn a_node_that_asks_for_a_client_certificate_without_one_is_exit_2() {
     let block = 222;
     let dir = tempfile::tempdir().unwrap();
-    let certs: Vec<(String, Issued)> = ips(block, 3)
-        .into_iter()
-        .map(|ip| (ip, Issued::ForIp))
-        .collect();
+    let certs = for_their_ips(ips(block, 3));
     let (files, _ca) = tls_files(dir.path(), true, &certs);
     let nodes = start_nodes_with(block, 3, &tls_options(files.clone()));
     let ca = files.path("ca.crt");
@@ -346,10 +344,7 @@ fn a_node_that_asks_for_a_client_certificate_without_one_is_exit_2() {
 fn a_node_that_only_offers_client_authentication_is_served_without_a_certificate() {
     let block = 217;
     let dir = tempfile::tempdir().unwrap();
-    let certs: Vec<(String, Issued)> = ips(block, 3)
-        .into_iter()
-        .map(|ip| (ip, Issued::ForIp))
-        .collect();
+    let certs = for_their_ips(ips(block, 3));
     let (files, _ca) = tls_files(dir.path(), false, &certs);
     let options = Options {
         extra: vec!["--tls-auth-clients".into(), "optional".into()],
@@ -435,10 +430,7 @@ fn a_grow_moves_keys_over_tls() {
     const TAGS: usize = 40;
     const PER_TAG: usize = 50;
     let dir = tempfile::tempdir().unwrap();
-    let addresses: Vec<(String, Issued)> = ips(165, 8)
-        .into_iter()
-        .map(|ip| (ip, Issued::ForIp))
-        .collect();
+    let addresses = for_their_ips(ips(165, 8));
     let (files, _ca) = tls_files(dir.path(), true, &addresses);
     let options = tls_options(files);
     let mut nodes = start_nodes_with(165, 6, &options);
@@ -483,10 +475,7 @@ fn a_grow_moves_keys_over_tls() {
 fn a_run_without_the_ca_against_tls_nodes_is_exit_2_naming_the_variable() {
     for (block, password) in [(232, None), (233, Some("s3cret"))] {
         let dir = tempfile::tempdir().unwrap();
-        let certs: Vec<(String, Issued)> = ips(block, 3)
-            .into_iter()
-            .map(|ip| (ip, Issued::ForIp))
-            .collect();
+        let certs = for_their_ips(ips(block, 3));
         let (files, _ca) = tls_files(dir.path(), false, &certs);
         let options = Options {
             password: password.map(str::to_string),

@@ -11,6 +11,11 @@
 //! some node still reaches and that is not such a pod is alive: another cluster's node, refused
 //! ([`super::refuse`]). A departed ID that owns slots is left to *shrink*'s refusal (slots lost
 //! without a drain), checked first: waiting would not bring them back.
+//!
+//! Also waited for: a master every node flags `fail` that still owns slots while one of the pods
+//! is its replica (its volume was lost, say). Redis's failover promotes that replica within a
+//! second or two and the slots go with it; then *replace* takes over. Without such a replica the
+//! slots are lost, and *replace* refuses.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -52,13 +57,34 @@ pub(super) fn waiting(nodes: &[Node], observations: &[Observation]) -> Option<St
             )
         })
         .collect();
-    if pending.is_empty() {
+    if !pending.is_empty() {
+        return Some(format!(
+            "node(s) {} left the cluster (a pod removed, or back with a new ID) and are not yet \
+             flagged fail by every node: waiting for them to agree (cluster-node-timeout) before \
+             forgetting them",
+            pending.join(", ")
+        ));
+    }
+    // Agreed failed, but a master that still owns slots while one of the pods replicates it:
+    // Redis's failover is about to promote that replica and move the slots to it.
+    let failing_over: Vec<String> = strangers
+        .iter()
+        .filter(|(_, seen)| seen.iter().any(|l| l.has_slots()))
+        .filter_map(|(id, _)| {
+            let replica = observations.iter().position(|o| {
+                o.myself()
+                    .is_some_and(|me| me.flags.replica && me.master_id.as_deref() == Some(*id))
+            })?;
+            Some(format!("{id} (its replica {})", nodes[replica].name))
+        })
+        .collect();
+    if failing_over.is_empty() {
         return None;
     }
     Some(format!(
-        "node(s) {} left the cluster (a pod removed, or back with a new ID) and are not yet flagged \
-         fail by every node: waiting for them to agree (cluster-node-timeout) before forgetting them",
-        pending.join(", ")
+        "failed master(s) {} still own slots: waiting for Redis's failover to promote the replica \
+         and move the slots to it",
+        failing_over.join(", ")
     ))
 }
 

@@ -134,13 +134,38 @@ fn the_announced_hostname_must_be_the_empty_pods() {
     );
 }
 
-#[test]
-fn refuses_a_lost_node_that_still_owns_slots() {
-    // Pod 0, a master, lost its volume and its replica was not promoted: 0-5460 are gone.
+/// Pod 0, a master, lost its volume; every node flags its old ID `fail`, and it still owns
+/// 0-5460.
+fn lost_master() -> Vec<Observation> {
     let mut obs = lost(&PAIRS, &SIX, 0);
     for o in &mut obs {
         for l in o.nodes.iter_mut().filter(|l| l.id == id(0)) {
             l.hostname = Some("redis-app-0".into());
+        }
+    }
+    obs
+}
+
+#[test]
+fn a_lost_master_whose_replica_is_about_to_take_over_is_waited_for() {
+    let (nodes, layout) = six();
+    let p = plan(&nodes, &layout, &lost_master()).unwrap();
+    assert_eq!(p.decision, Decision::Waiting, "{p:?}");
+    assert!(p.steps.is_empty());
+    let why = p.notes.join(" ");
+    assert!(
+        why.contains(&id(0)) && why.contains("redis-app-3") && why.contains("failover"),
+        "{why}"
+    );
+}
+
+#[test]
+fn refuses_a_lost_node_that_still_owns_slots() {
+    // No pod replicates it any more (pod 3 follows pod 1 now): 0-5460 are gone.
+    let mut obs = lost_master();
+    for o in &mut obs {
+        for l in o.nodes.iter_mut().filter(|l| l.id == id(3)) {
+            l.master_id = Some(id(1));
         }
     }
     assert_refused(
