@@ -43,6 +43,30 @@ impl World {
         }
     }
 
+    /// As [`World::new`], each node announcing its pod name (`cluster-announce-hostname`), as the
+    /// StatefulSet's pods do.
+    fn announcing(block: u8, namespace: &'static str, pods: usize) -> World {
+        let nodes = (0..pods)
+            .map(|i| {
+                let options = common::Options {
+                    extra: vec![
+                        "--cluster-announce-hostname".into(),
+                        format!("redis-app-{i}"),
+                    ],
+                    ..Default::default()
+                };
+                RedisNode::start(&common::ip(block, i), &options)
+            })
+            .collect();
+        World {
+            block,
+            namespace,
+            api: FakeApi::start(block, namespace),
+            dns: FakeDns::start(block),
+            nodes,
+        }
+    }
+
     /// The DNS name of pod `index`.
     fn host(&self, index: usize) -> String {
         format!(
@@ -762,4 +786,58 @@ fn sigterm_while_waiting_for_the_lease_stops_at_once_having_changed_nothing() {
     let events = world.api.events();
     assert_eq!(events.len(), 1, "{events:#?}");
     assert_eq!(events[0].reason.as_deref(), Some("Interrupted"));
+}
+
+/// Scale-in as docs/deploy.md tells it: 6 pods formed, scaled out to 8, drained to 6
+/// (`BOOTSTRAP_DRAIN_TO=6`), then the StatefulSet shrinks and the next run comes while pods 6 and
+/// 7 are still shutting down (their links up, no node suspects them). They announce pod names
+/// beyond the six, so the run waits instead of refusing them as another cluster's nodes; once
+/// they are gone and flagged `fail`, it forgets them and records `Shrunk`.
+#[test]
+fn a_run_during_the_scale_in_waits_for_the_removed_pods_then_forgets_them() {
+    let mut world = World::announcing(168, "infra", 8);
+    for (i, node) in world.nodes.iter().enumerate().take(6) {
+        world.dns.add(&world.host(i), node.addr.ip());
+    }
+    world.api.show(&Stage::ready(6, 6));
+    assert_eq!(world.bootstrap("infra", &[]).code, 0);
+    for (i, node) in world.nodes.iter().enumerate().skip(6) {
+        world.dns.add(&world.host(i), node.addr.ip());
+    }
+    world.api.show(&Stage::ready(8, 8));
+    let grown = world.bootstrap("infra", &[]);
+    assert!(grown.stdout.contains("decision=grow"), "{grown:?}");
+    let drained = world.bootstrap("infra", &[("BOOTSTRAP_DRAIN_TO", "6")]);
+    assert_eq!(drained.code, 0, "{drained:?}");
+    assert!(drained.stdout.contains("decision=drain"), "{drained:?}");
+
+    // `kubectl scale statefulset redis-app --replicas=6`: pods 6 and 7 terminate a moment later.
+    world.api.show(&Stage::ready(6, 6));
+    let removed: Vec<String> = world.nodes[6..].iter().map(RedisNode::id).collect();
+    let mut leaving = world.nodes.split_off(6);
+    let terminating = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        leaving.clear();
+    });
+    let shrunk = world.bootstrap("infra", &[("BOOTSTRAP_DRAIN_TO", "6")]);
+    terminating.join().unwrap();
+    world.assert_formed(&shrunk);
+    assert!(
+        shrunk.stderr.contains("not yet flagged fail by every node"),
+        "{shrunk:?}"
+    );
+    assert!(shrunk.stdout.contains("decision=shrink"), "{shrunk:?}");
+    for node in &world.nodes {
+        let view = node.cli(&["cluster", "nodes"]);
+        for id in &removed {
+            assert!(!view.contains(id.as_str()), "{} knows {id}", node.addr);
+        }
+    }
+    let events = world.api.events();
+    let reasons: Vec<_> = events.iter().filter_map(|e| e.reason.as_deref()).collect();
+    assert_eq!(
+        reasons,
+        ["Formed", "Grown", "Drained", "Shrunk"],
+        "{events:#?}"
+    );
 }
