@@ -37,7 +37,7 @@ pub async fn plan_when_settled<T>(
             if said.is_some() {
                 info!(
                     waited_ms = started.elapsed().as_millis() as u64,
-                    "the nodes agree now, after {:.1} s",
+                    "done waiting, after {:.1} s",
                     started.elapsed().as_secs_f64()
                 );
             }
