@@ -76,7 +76,7 @@ impl ServerCertVerifier for Witness {
         _cert: &CertificateDer<'_>,
         _dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::General("a probe only".into()))
+        probe_only()
     }
 
     fn verify_tls13_signature(
@@ -85,7 +85,7 @@ impl ServerCertVerifier for Witness {
         _cert: &CertificateDer<'_>,
         _dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::General("a probe only".into()))
+        probe_only()
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -93,4 +93,9 @@ impl ServerCertVerifier for Witness {
             .signature_verification_algorithms
             .supported_schemes()
     }
+}
+
+/// The probe never gets as far as a signature: the certificate is refused first.
+fn probe_only() -> Result<HandshakeSignatureValid, rustls::Error> {
+    Err(rustls::Error::General("a probe only".into()))
 }
