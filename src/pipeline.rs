@@ -140,13 +140,15 @@ pub async fn bootstrap(
     let shape = layout;
     let (observations, (layout, pairing), plan) = settle::plan_when_settled(
         &clients,
+        nodes,
         observations,
         settings.converge_timeout,
         shutdown,
-        |observations| {
+        |observations, departed| {
             let (layout, pairing) = plan::placement::arrange(shape.clone(), nodes, observations);
-            let plan = plan::plan_draining(nodes, &layout, observations, settings.drain_to)
-                .map_err(Error::Refused)?;
+            let plan =
+                plan::plan_remembering(nodes, &layout, observations, settings.drain_to, departed)
+                    .map_err(Error::Refused)?;
             Ok(((layout, pairing), plan))
         },
     )

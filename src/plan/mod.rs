@@ -46,10 +46,12 @@ pub mod stale_master;
 mod step;
 mod waiting;
 
+use std::collections::HashSet;
 use std::fmt;
 
 pub use stale_master::Settlement;
 pub use step::Step;
+pub use waiting::departed;
 
 use crate::agreement;
 use crate::layout::Layout;
@@ -132,10 +134,22 @@ pub fn plan_draining(
     observations: &[Observation],
     drain_to: Option<usize>,
 ) -> Result<Plan, String> {
+    plan_remembering(nodes, layout, observations, drain_to, &HashSet::new())
+}
+
+/// [`plan_draining`] in a run that has already seen the IDs of `departed` gone
+/// ([`departed`], [`crate::settle`]).
+pub fn plan_remembering(
+    nodes: &[Node],
+    layout: &Layout,
+    observations: &[Observation],
+    drain_to: Option<usize>,
+    departed: &HashSet<String>,
+) -> Result<Plan, String> {
     if let Some(plan) = shrink::shrink(nodes, layout, observations) {
         return plan;
     }
-    if let Some(why) = waiting::waiting(nodes, observations) {
+    if let Some(why) = waiting::waiting(nodes, observations, departed) {
         let mut plan = Plan::new(Decision::Waiting, Vec::new());
         plan.notes.push(why);
         return Ok(plan);

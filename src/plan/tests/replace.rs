@@ -159,6 +159,27 @@ fn a_lost_master_whose_replica_is_about_to_take_over_is_waited_for() {
     );
 }
 
+/// Pod 3 was just promoted: it claims 0-5460 in its own view, the others still give them to the
+/// failed ID. Not lost: waited for until every node has learnt it.
+#[test]
+fn a_lost_masters_slots_claimed_by_its_promoted_replica_are_waited_for() {
+    let (nodes, layout) = six();
+    let mut obs = lost_master();
+    let me = obs[3].nodes.iter_mut().find(|l| l.flags.myself).unwrap();
+    me.flags.replica = false;
+    me.flags.master = true;
+    me.master_id = None;
+    me.slots = vec![0..=5460];
+    let p = plan(&nodes, &layout, &obs).unwrap();
+    assert_eq!(p.decision, Decision::Waiting, "{p:?}");
+    let why = p.notes.join(" ");
+    assert!(why.contains("claimed by redis-app-3"), "{why}");
+    // Claiming part of them is not enough.
+    let me = obs[3].nodes.iter_mut().find(|l| l.flags.myself).unwrap();
+    me.slots = vec![0..=100];
+    assert!(plan(&nodes, &layout, &obs).is_err());
+}
+
 #[test]
 fn refuses_a_lost_node_that_still_owns_slots() {
     // No pod replicates it any more (pod 3 follows pod 1 now): 0-5460 are gone.
@@ -220,4 +241,48 @@ fn a_stranger_that_is_alive_is_still_another_clusters_node() {
     let mut obs = lost(&PAIRS, &SIX, 4);
     obs[2].nodes[5].id = "f".repeat(40);
     assert_refused(&obs, &["not one of the 6 nodes", "another cluster"]);
+}
+
+/// A dead peer's link shows `connected` for an instant while Redis reconnects: once this run has
+/// seen the ID gone, it stays gone (the wait goes on rather than refusing another cluster's node).
+#[test]
+fn an_id_seen_gone_once_stays_gone_for_the_run() {
+    let (nodes, layout) = six();
+    let mut obs = lost(&PAIRS, &SIX, 4);
+    for o in obs.iter_mut() {
+        for l in o.nodes.iter_mut().filter(|l| l.id == id(4)) {
+            l.flags.fail = false;
+        }
+    }
+    let departed = crate::plan::departed(&nodes, &obs);
+    assert!(departed.contains(&id(4)), "{departed:?}");
+    obs[1]
+        .nodes
+        .iter_mut()
+        .find(|l| l.id == id(4))
+        .unwrap()
+        .connected = true;
+    assert!(
+        plan(&nodes, &layout, &obs)
+            .unwrap_err()
+            .contains("another cluster")
+    );
+    let p = plan_remembering(&nodes, &layout, &obs, None, &departed).unwrap();
+    assert_eq!(p.decision, Decision::Waiting, "{p:?}");
+}
+
+/// In Kubernetes the old ID announces the pod's name, now served by the new ID: gone, whatever
+/// its link shows.
+#[test]
+fn an_old_id_announcing_a_pod_that_has_a_new_id_is_gone() {
+    let (nodes, layout) = six();
+    let mut obs = lost(&PAIRS, &SIX, 4);
+    for o in obs.iter_mut() {
+        for l in o.nodes.iter_mut().filter(|l| l.id == id(4)) {
+            (l.flags.fail, l.connected) = (false, true);
+            l.hostname = Some("redis-app-4".into());
+        }
+    }
+    let p = plan(&nodes, &layout, &obs).unwrap();
+    assert_eq!(p.decision, Decision::Waiting, "{p:?}");
 }
