@@ -37,6 +37,13 @@ fn replaced(nodes: &[RedisNode], lost: &str, rt: &tokio::runtime::Runtime) -> Ru
     replace
 }
 
+/// The pod that replicates node `id` (pod 0's ID: one of pods 1-5).
+fn replica_of(nodes: &[RedisNode], id: &str) -> usize {
+    (1..6)
+        .find(|&i| role_of(nodes, i).1 == id)
+        .expect("a replica of pod 0")
+}
+
 /// Pod `pod`'s own account: (role, master ID).
 fn role_of(nodes: &[RedisNode], pod: usize) -> (String, String) {
     let (_, role, master, _) = own_roles(nodes).swap_remove(pod);
@@ -65,9 +72,7 @@ fn a_master_lost_after_its_replica_took_over_comes_back_as_that_replicas_replica
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mut nodes = formed_with_keys(181, KEYS, &rt);
     let lost = nodes[0].id();
-    let heir = (1..6)
-        .find(|&i| role_of(&nodes, i).1 == lost)
-        .expect("a replica of pod 0");
+    let heir = replica_of(&nodes, &lost);
     wipe(&mut nodes[0]);
     wait_until("the replica to take over", Duration::from_secs(30), || {
         nodes[heir].cli(&["role"]).starts_with("master")
@@ -91,9 +96,7 @@ fn a_master_lost_just_now_is_waited_for_then_replaced() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mut nodes = formed_with_keys(167, KEYS, &rt);
     let lost = nodes[0].id();
-    let heir = (1..6)
-        .find(|&i| role_of(&nodes, i).1 == lost)
-        .expect("a replica of pod 0");
+    let heir = replica_of(&nodes, &lost);
     let heir_id = nodes[heir].id();
     wipe(&mut nodes[0]);
     nodes[0].restart_on(&ip(167, 10), &Options::default());
@@ -110,9 +113,7 @@ fn a_master_and_its_replica_both_lost_are_refused_without_a_command() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mut nodes = formed_with_keys(182, KEYS, &rt);
     let lost = nodes[0].id();
-    let replica = (1..6)
-        .find(|&i| role_of(&nodes, i).1 == lost)
-        .expect("a replica of pod 0");
+    let replica = replica_of(&nodes, &lost);
     let slots = own_roles(&nodes).swap_remove(0).3;
     let lost_replica = nodes[replica].id();
     wipe(&mut nodes[0]);
