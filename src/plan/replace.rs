@@ -10,7 +10,7 @@
 //! the old ID on fewer nodes (some FORGETs ran), or on none and the new node already met: it
 //! finishes the same way.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::HashMap;
 
 use super::{Decision, Plan, Step};
 use crate::cluster_nodes::ClusterNode;
@@ -22,7 +22,8 @@ use crate::slots::{self, SlotRange};
 /// The one lost node ID that *replace* forgets: a stranger (not one of the N) that every node
 /// knowing it flags `fail`. `Ok(None)` when there is no stranger, or one that some node holds as
 /// alive (another cluster's node, refused as before). `Err` when a lost ID still owns slots, when
-/// two or more are lost, or when the nodes do not all agree yet that it failed.
+/// two or more are lost, or when the nodes do not all agree yet that it failed (a safety net:
+/// *waiting* is planned before this is asked, so no `FORGET` can precede the `fail` flag).
 pub(super) fn lost_id(
     nodes: &[Node],
     observations: &[Observation],
@@ -31,15 +32,7 @@ pub(super) fn lost_id(
         // Refused as it is, before anything else.
         return Ok(None);
     }
-    let ours: HashSet<&str> = observations.iter().map(|o| o.id.as_str()).collect();
-    let mut strangers: BTreeMap<&str, Vec<&ClusterNode>> = BTreeMap::new();
-    for o in observations {
-        for line in &o.nodes {
-            if !line.flags.handshake && !ours.contains(line.id.as_str()) {
-                strangers.entry(line.id.as_str()).or_default().push(line);
-            }
-        }
-    }
+    let strangers = super::waiting::strangers(observations);
     if strangers.is_empty()
         || strangers
             .values()

@@ -26,7 +26,7 @@ use crate::node::Node;
 use crate::observation::Observation;
 
 /// The node IDs that are none of the N, with every line that knows them (handshakes aside).
-fn strangers(observations: &[Observation]) -> BTreeMap<&str, Vec<&ClusterNode>> {
+pub(super) fn strangers(observations: &[Observation]) -> BTreeMap<&str, Vec<&ClusterNode>> {
     let ours: HashSet<&str> = observations.iter().map(|o| o.id.as_str()).collect();
     let mut strangers: BTreeMap<&str, Vec<&ClusterNode>> = BTreeMap::new();
     for o in observations {
