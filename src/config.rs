@@ -56,6 +56,21 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "how long to wait for the cluster to agree after forming it",
     ),
     (
+        "BOOTSTRAP_WHEN_NOT_READY",
+        "fail",
+        "pods still not Ready after BOOTSTRAP_READY_TIMEOUT (a rollout, slow starts): fail (exit 1) or skip (exit 0, change nothing: for scheduled runs)",
+    ),
+    (
+        "BOOTSTRAP_HANDOVER_TIMEOUT",
+        "30s",
+        "handover (preStop): how long a master may take to hand its slots to a replica",
+    ),
+    (
+        "BOOTSTRAP_REJOIN_TIMEOUT",
+        "10m",
+        "rejoin (pod start): how long to keep looking for known peers at new addresses",
+    ),
+    (
         "BOOTSTRAP_NODES",
         "unset",
         "static mode: host:port,host:port,... (no Kubernetes API; node i plays pod i)",
@@ -112,6 +127,16 @@ pub enum LogFormat {
     Json,
 }
 
+/// What a run does when the StatefulSet is still not Ready after `BOOTSTRAP_READY_TIMEOUT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenNotReady {
+    /// Exit 1 (retryable), naming the pods that are not ready: the one-shot Job's way.
+    Fail,
+    /// Exit 0 and change nothing: a scheduled run leaves a rollout, or pods still starting, to
+    /// the pods themselves (readiness, `rejoin`) and looks again at its next tick.
+    Skip,
+}
+
 /// The validated configuration of one run.
 #[derive(Clone)]
 pub struct Settings {
@@ -133,6 +158,12 @@ pub struct Settings {
     pub ready_timeout: Duration,
     /// Bound on the cluster agreeing after it is formed.
     pub converge_timeout: Duration,
+    /// What a run does when the pods are still not Ready after `ready_timeout`.
+    pub when_not_ready: WhenNotReady,
+    /// `handover`: bound on handing a master's slots to its replica.
+    pub handover_timeout: Duration,
+    /// `rejoin`: bound on looking for known peers at new addresses.
+    pub rejoin_timeout: Duration,
     /// Static mode: the nodes, in pod order.
     pub nodes: Option<Vec<HostPort>>,
     /// A DNS server to use instead of the system's.
@@ -163,6 +194,9 @@ impl std::fmt::Debug for Settings {
             .field("drain_to", &self.drain_to)
             .field("ready_timeout", &self.ready_timeout)
             .field("converge_timeout", &self.converge_timeout)
+            .field("when_not_ready", &self.when_not_ready)
+            .field("handover_timeout", &self.handover_timeout)
+            .field("rejoin_timeout", &self.rejoin_timeout)
             .field("nodes", &self.nodes)
             .field("dns_server", &self.dns_server)
             .field("credentials", &self.credentials)
@@ -185,6 +219,9 @@ struct Raw {
     drain_to: Option<String>,
     ready_timeout: Option<String>,
     converge_timeout: Option<String>,
+    when_not_ready: Option<String>,
+    handover_timeout: Option<String>,
+    rejoin_timeout: Option<String>,
     nodes: Option<String>,
     dns_server: Option<String>,
     password: Option<String>,
@@ -267,6 +304,17 @@ impl Settings {
             .transpose()?;
         let ready_timeout = duration("BOOTSTRAP_READY_TIMEOUT", raw.ready_timeout, "10m")?;
         let converge_timeout = duration("BOOTSTRAP_CONVERGE_TIMEOUT", raw.converge_timeout, "2m")?;
+        let when_not_ready = match raw.when_not_ready.as_deref().map(str::trim) {
+            None | Some("fail") => WhenNotReady::Fail,
+            Some("skip") => WhenNotReady::Skip,
+            Some(other) => {
+                return Err(Error::Config(format!(
+                    "BOOTSTRAP_WHEN_NOT_READY={other:?} is not valid: expected fail or skip"
+                )));
+            }
+        };
+        let handover_timeout = duration("BOOTSTRAP_HANDOVER_TIMEOUT", raw.handover_timeout, "30s")?;
+        let rejoin_timeout = duration("BOOTSTRAP_REJOIN_TIMEOUT", raw.rejoin_timeout, "10m")?;
         let nodes = raw.nodes.map(|v| node_list(&v)).transpose()?;
         let dns_server = raw
             .dns_server
@@ -317,6 +365,9 @@ impl Settings {
             drain_to,
             ready_timeout,
             converge_timeout,
+            when_not_ready,
+            handover_timeout,
+            rejoin_timeout,
             nodes,
             dns_server,
             credentials,
@@ -512,8 +563,17 @@ fn node_list(value: &str) -> Result<Vec<HostPort>, Error> {
 /// The text of `--help`.
 pub fn help() -> String {
     let mut text = format!(
-        "{} {}\n{}\n\nUsage: redis-cluster-bootstrap [--help | --version | --print-acl]\n\n\
+        "{} {}\n{}\n\nUsage: redis-cluster-bootstrap [--help | --version | --print-acl]\n       \
+         redis-cluster-bootstrap handover | ready | rejoin | install DIR\n\n\
+         Without a command it forms or heals the cluster (the Job and the CronJob).\n\
          --print-acl prints the ACL users it needs (bootstrap, replication).\n\n\
+         Inside a Redis pod (the local node is 127.0.0.1:BOOTSTRAP_REDIS_PORT, or the first of\n\
+         BOOTSTRAP_NODES):\n  \
+         handover  preStop: a master that owns slots hands them to its most up-to-date replica\n            \
+         (CLUSTER FAILOVER) and waits until it is a replica itself\n  \
+         ready     readiness probe: exit 0 once the node serves (loaded, a replica in sync)\n  \
+         rejoin    at start: CLUSTER MEET the known peers found at new addresses\n  \
+         install   copy this binary into DIR (an init container fills an emptyDir)\n\n\
          Configuration comes from the environment only:\n\n",
         env!("CARGO_PKG_NAME"),
         env!("CARGO_PKG_VERSION"),
@@ -555,6 +615,9 @@ mod tests {
         assert_eq!(s.converge_timeout, Duration::from_secs(120));
         assert!(s.nodes.is_none() && !s.dry_run && s.namespace.is_none());
         assert_eq!(s.log_format, LogFormat::Text);
+        assert_eq!(s.when_not_ready, WhenNotReady::Fail);
+        assert_eq!(s.handover_timeout, Duration::from_secs(30));
+        assert_eq!(s.rejoin_timeout, Duration::from_secs(600));
     }
 
     #[test]
@@ -564,6 +627,9 @@ mod tests {
             ("BOOTSTRAP_REPLICAS_PER_MASTER", "one"),
             ("BOOTSTRAP_READY_TIMEOUT", "soon"),
             ("BOOTSTRAP_CONVERGE_TIMEOUT", "0s"),
+            ("BOOTSTRAP_WHEN_NOT_READY", "later"),
+            ("BOOTSTRAP_HANDOVER_TIMEOUT", "never"),
+            ("BOOTSTRAP_REJOIN_TIMEOUT", "-1s"),
             ("BOOTSTRAP_NODES", "127.0.0.1"),
             ("BOOTSTRAP_DNS_SERVER", "dns"),
             ("BOOTSTRAP_LOG_FORMAT", "xml"),

@@ -85,6 +85,10 @@ pub enum Error {
         detail: String,
     },
 
+    /// `ready`: the local node does not serve yet (the readiness probe's "no").
+    #[error("not ready: {0}")]
+    NotReady(String),
+
     /// The ServiceAccount lacks a permission: a configuration problem.
     #[error("Kubernetes API: forbidden: {0}")]
     Forbidden(String),
@@ -106,7 +110,8 @@ impl Error {
             | Error::Timeout { .. }
             | Error::Interrupted { .. }
             | Error::Dns(_)
-            | Error::Kubernetes(_) => ExitCode::Retryable,
+            | Error::Kubernetes(_)
+            | Error::NotReady(_) => ExitCode::Retryable,
         }
     }
 }

@@ -29,6 +29,10 @@
 //! - [`pipeline`]: runs the phases in order and times each one.
 //! - [`shutdown`]: SIGTERM and SIGINT stop the run at the next safe point.
 //!
+//! The second entry point, [`pod`], holds the commands that run inside a Redis pod over the same
+//! client, TLS and command list: `handover` (the preStop hook), `ready` (the readiness probe),
+//! `rejoin` (at the pod's start) and `install` (the init container copies the binary).
+//!
 //! [`run`] is the whole program behind `main`; [`Error`] says what went wrong and which exit code it
 //! maps to.
 
@@ -49,6 +53,7 @@ pub mod observation;
 pub mod observe;
 pub mod pipeline;
 pub mod plan;
+pub mod pod;
 pub mod report;
 pub mod resolve;
 pub mod settle;

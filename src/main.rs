@@ -1,10 +1,13 @@
-//! The `redis-cluster-bootstrap` binary: reads the environment, sets up logging, runs the
-//! pipeline and maps the result to the documented exit code.
+//! The `redis-cluster-bootstrap` binary: reads the environment, sets up logging, and dispatches:
+//! without a command it runs the bootstrap (the Job and the CronJob); `handover`, `ready`,
+//! `rejoin` and `install DIR` are the commands that run inside a Redis pod (`src/pod/`). Every
+//! result maps to the documented exit code.
 
 use std::process::ExitCode;
 
 use redis_cluster_bootstrap::commands;
 use redis_cluster_bootstrap::config::{self, LogFormat, Settings};
+use redis_cluster_bootstrap::pod::{self, PodCommand, install};
 use redis_cluster_bootstrap::shutdown::Shutdown;
 use redis_cluster_bootstrap::{Error, one_line, run, telemetry};
 
@@ -13,28 +16,43 @@ fn main() -> ExitCode {
     // bad variable) is one log line like every other error: one JSON object in json mode. When
     // BOOTSTRAP_LOG_FORMAT itself is wrong the format is unknown, and text is used to say so.
     telemetry::init(config::log_format_from_env().unwrap_or(LogFormat::Text));
-    match std::env::args_os().nth(1) {
-        None => {}
-        Some(arg) if arg == "-h" || arg == "--help" => {
+    let args: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let command = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        [] => None,
+        ["-h" | "--help"] => {
             print!("{}", config::help());
             return ExitCode::SUCCESS;
         }
         // The ACL users the production overlay defines, built from the list of commands the
         // tool sends (src/commands.rs).
-        Some(arg) if arg == "--print-acl" => {
+        ["--print-acl"] => {
             print!("{}", commands::print_acl());
             return ExitCode::SUCCESS;
         }
-        Some(arg) if arg == "-V" || arg == "--version" => {
+        ["-V" | "--version"] => {
             println!("{} {}", env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;
         }
-        Some(other) => {
+        ["install", dir] => {
+            return match install::install(std::path::Path::new(dir)) {
+                Ok(path) => {
+                    tracing::info!("install: copied to {}", path.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e),
+            };
+        }
+        [one] if PodCommand::parse(one).is_some() => PodCommand::parse(one),
+        _ => {
             return fail(&Error::Config(format!(
-                "unexpected argument {other:?}: configuration comes from BOOTSTRAP_* variables (see --help)"
+                "unexpected arguments {args:?}: expected none (the bootstrap), handover, ready, \
+                 rejoin or install DIR; configuration comes from BOOTSTRAP_* variables (see --help)"
             )));
         }
-    }
+    };
     let settings = match Settings::from_env() {
         Ok(settings) => settings,
         Err(e) => return fail(&e),
@@ -45,8 +63,14 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("start the async runtime");
-    match runtime.block_on(async { run(settings, Shutdown::listen()).await }) {
-        Ok(_) => ExitCode::SUCCESS,
+    let result = runtime.block_on(async {
+        match command {
+            None => run(settings, Shutdown::listen()).await.map(drop),
+            Some(command) => pod::run(command, settings).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e),
     }
 }

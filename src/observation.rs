@@ -112,7 +112,7 @@ fn master_addr(fields: &HashMap<&str, &str>) -> Option<SocketAddr> {
 }
 
 /// `key:value` lines of INFO-style replies.
-fn fields(text: &str) -> HashMap<&str, &str> {
+pub fn fields(text: &str) -> HashMap<&str, &str> {
     text.lines()
         .filter(|l| !l.starts_with('#'))
         .filter_map(|l| l.trim_end().split_once(':'))
