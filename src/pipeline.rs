@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 use crate::client;
-use crate::config::{LogFormat, Settings};
+use crate::config::{LogFormat, Settings, WhenNotReady};
 use crate::layout::Layout;
 use crate::node::Node;
 use crate::plan::{self, Decision};
@@ -18,7 +18,10 @@ use crate::{Error, Result, converge, form, kubernetes, migrate, observe, resolve
 
 /// Runs the program for these settings: finds the nodes, then bootstraps them. `shutdown` stops
 /// it at the next safe point.
-pub async fn run(settings: Settings, shutdown: Shutdown) -> Result<Summary> {
+///
+/// `None` is a run that found the pods not Ready and, as `BOOTSTRAP_WHEN_NOT_READY=skip` asks,
+/// left them alone (exit 0, no Event).
+pub async fn run(settings: Settings, shutdown: Shutdown) -> Result<Option<Summary>> {
     let mut timer = Timer::default();
     let Some(list) = &settings.nodes else {
         return in_kubernetes(&settings, &shutdown, timer).await;
@@ -38,7 +41,9 @@ pub async fn run(settings: Settings, shutdown: Shutdown) -> Result<Summary> {
     let resolve = resolve::resolve_all(&targets, &settings);
     let nodes = unless_stopped(&shutdown, "discover", NOTHING_CHANGED, resolve).await?;
     timer.done("discover");
-    bootstrap(&nodes, &settings, &shutdown, timer).await
+    bootstrap(&nodes, &settings, &shutdown, timer)
+        .await
+        .map(Some)
 }
 
 const NOTHING_CHANGED: &str = "nothing was changed";
@@ -63,9 +68,29 @@ async fn in_kubernetes(
     settings: &Settings,
     shutdown: &Shutdown,
     mut timer: Timer,
-) -> Result<Summary> {
+) -> Result<Option<Summary>> {
     let discover = kubernetes::discover(settings);
     let discovered = unless_stopped(shutdown, "discover", NOTHING_CHANGED, discover).await;
+    if let (
+        Err(
+            e @ Error::Timeout {
+                phase: "readiness",
+                detail,
+                ..
+            },
+        ),
+        WhenNotReady::Skip,
+    ) = (&discovered, settings.when_not_ready)
+    {
+        // A rollout, or pods still starting: the pods' own readiness and `rejoin` carry it, and
+        // the next scheduled run looks again. Not a failure: no failed Job, no Warning.
+        info!(
+            "{}; leaving the StatefulSet alone (BOOTSTRAP_WHEN_NOT_READY=skip): the next run looks again",
+            crate::one_line(e)
+        );
+        report::print_skipped(settings.log_format, detail);
+        return Ok(None);
+    }
     let day2 = kubernetes::client(settings)
         .await
         .ok()
@@ -90,7 +115,7 @@ async fn in_kubernetes(
     if let Some((client, target)) = day2 {
         kubernetes::events::record(client, &target, &result).await;
     }
-    result
+    result.map(Some)
 }
 
 /// Bootstraps these nodes (in pod order): the part shared by static and Kubernetes mode.

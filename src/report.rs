@@ -154,6 +154,15 @@ pub fn summary_line(s: &Summary) -> String {
     line
 }
 
+/// Prints the summary of a run that left the StatefulSet alone because its pods were not Ready
+/// (`BOOTSTRAP_WHEN_NOT_READY=skip`): `why` says what it waited for.
+pub fn print_skipped(format: LogFormat, why: &str) {
+    match format {
+        LogFormat::Text => println!("outcome=skipped reason={why:?}"),
+        LogFormat::Json => println!("{}", json!({ "outcome": "skipped", "reason": why })),
+    }
+}
+
 /// Prints the table (when the nodes were observed) and the summary, and warns about every shard
 /// whose master shares a Kubernetes node or zone with one of its replicas (a warning only: the
 /// run still succeeds and moves nothing).

@@ -614,6 +614,35 @@ fn a_readiness_timeout_records_a_warning_and_takes_no_lease() {
 }
 
 #[test]
+fn a_scheduled_run_during_a_rolling_update_leaves_it_alone_without_a_warning() {
+    // kubectl rollout restart, halfway: every pod Ready at this moment, but 3 of 6 still to roll.
+    let world = World::new(235, "infra", 0);
+    world.api.show(&Stage::ready(6, 5).rolling(3));
+
+    let run = world.bootstrap(
+        "infra",
+        &[
+            ("BOOTSTRAP_READY_TIMEOUT", "1s"),
+            ("BOOTSTRAP_WHEN_NOT_READY", "skip"),
+            ("HOSTNAME", "redis-cluster-heal-1"),
+        ],
+    );
+
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stderr.contains("leaving the StatefulSet alone"),
+        "{run:?}"
+    );
+    let summary = run.stdout.lines().last().unwrap_or_default();
+    assert!(
+        summary.starts_with("outcome=skipped") && summary.contains("rolling update"),
+        "{run:?}"
+    );
+    assert!(world.api.events().is_empty(), "{:#?}", world.api.events());
+    assert!(world.api.lease_holders().is_empty());
+}
+
+#[test]
 fn static_mode_uses_no_lease_and_records_no_event() {
     let world = World::new(155, "infra", 6);
     world.api.show(&Stage::ready(6, 6));

@@ -43,7 +43,15 @@ impl Rollout {
                 "the controller to observe generation {generation} (it has seen {observed})"
             ))
         } else if ready < wanted {
-            Some(format!("{} more pod(s) to be ready", wanted - ready))
+            let during = if rolling && status.update_revision != status.current_revision {
+                format!(" (during a rolling update, {updated}/{wanted} pods updated)")
+            } else {
+                String::new()
+            };
+            Some(format!(
+                "{} more pod(s) to be ready{during}",
+                wanted - ready
+            ))
         } else if status.replicas > wanted || ready > wanted {
             Some(format!(
                 "the scale-down to {wanted} ({} pods still exist)",

@@ -42,6 +42,9 @@ pub struct Stage {
     pub observed: bool,
     /// The pods that exist, pod 0 first; fewer than `replicas` while the controller creates them.
     pub pods: Vec<PodState>,
+    /// A rolling update in progress: how many pods (the highest ordinals, as the controller rolls
+    /// them) run the new revision; `None` when no update is under way.
+    pub rolled: Option<usize>,
 }
 
 impl Stage {
@@ -59,7 +62,14 @@ impl Stage {
                     }
                 })
                 .collect(),
+            rolled: None,
         }
+    }
+
+    /// The same, in the middle of a rolling update that has replaced `rolled` pods so far.
+    pub fn rolling(mut self, rolled: usize) -> Stage {
+        self.rolled = Some(rolled);
+        self
     }
 
     /// The same, before the controller has observed the latest spec.
@@ -105,6 +115,7 @@ pub fn statefulset(
     let ready = stage.ready_count();
     let existing = stage.pods.len() as i32;
     let revision = format!("{name}-5d8c7b9f6c");
+    let rolled = stage.rolled.unwrap_or(0) as i32;
     StatefulSet {
         metadata: ObjectMeta {
             generation: Some(GENERATION),
@@ -144,10 +155,14 @@ pub fn statefulset(
             replicas: existing,
             ready_replicas: nonzero(ready),
             available_replicas: nonzero(ready),
-            current_replicas: nonzero(existing),
-            updated_replicas: nonzero(existing),
+            current_replicas: nonzero(existing - rolled),
+            updated_replicas: nonzero(stage.rolled.map_or(existing, |_| rolled)),
             current_revision: Some(revision.clone()),
-            update_revision: Some(revision),
+            // kubectl rollout restart: a new template, so a new revision, until every pod runs it.
+            update_revision: Some(match stage.rolled {
+                Some(_) => format!("{name}-7f9d6c5b4a"),
+                None => revision,
+            }),
             collision_count: Some(0),
             ..Default::default()
         }),
