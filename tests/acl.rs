@@ -10,7 +10,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
 use common::*;
@@ -21,64 +20,6 @@ use redis_cluster_bootstrap::credentials::Credentials;
 use redis_cluster_bootstrap::node::Node;
 
 const KEYS: usize = 500;
-const BOOTSTRAP: (&str, &str) = ("bootstrap", "b00tstrap-pw");
-const APP: (&str, &str) = ("app", "app-pw");
-const REPLICATION: (&str, &str) = ("replication", "repl-pw");
-const ADMIN: (&str, &str) = ("admin", "admin-pw");
-
-/// The rules of production's user `user` (after its password) in the Redis startup script of
-/// `overlays/production`.
-fn production_rules(user: &str) -> String {
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("overlays/production/stateful_set_patch.yaml");
-    let text = std::fs::read_to_string(&path).unwrap();
-    let prefix = format!("user {user} on \">$");
-    text.lines()
-        .map(str::trim)
-        .find_map(|line| line.strip_prefix(&prefix))
-        .and_then(|rest| rest.split_once("\" "))
-        .map(|(_, rules)| rules.to_string())
-        .unwrap_or_else(|| panic!("{}: no line `{prefix}...`", path.display()))
-}
-
-/// An ACL file with production's users (and the harness's `admin`), and the options that start a
-/// node on it with replication as the replication user. The directory must outlive the nodes.
-fn acl_options(dir: &Path) -> Options {
-    let file = dir.join("users.acl");
-    let acl = format!(
-        "user default off\n\
-         user {} on >{} {}\n\
-         user {} on >{} {}\n\
-         user {} on >{} {}\n\
-         user {} on >{} ~* &* +@all\n",
-        APP.0,
-        APP.1,
-        production_rules(APP.0),
-        BOOTSTRAP.0,
-        BOOTSTRAP.1,
-        commands::bootstrap_rules(),
-        REPLICATION.0,
-        REPLICATION.1,
-        commands::replication_rules(),
-        ADMIN.0,
-        ADMIN.1,
-    );
-    std::fs::write(&file, acl).unwrap();
-    let pair = |(user, password): (&str, &str)| Some((user.to_string(), password.to_string()));
-    Options {
-        extra: vec![
-            "--aclfile".into(),
-            file.display().to_string(),
-            "--masteruser".into(),
-            REPLICATION.0.into(),
-            "--masterauth".into(),
-            REPLICATION.1.into(),
-        ],
-        cli_user: pair(ADMIN),
-        bootstrap_user: pair(BOOTSTRAP),
-        ..Options::default()
-    }
-}
 
 /// `redis-cli` on `node` as `user`.
 fn cli_as(node: &RedisNode, (user, password): (&str, &str), args: &[&str]) -> String {

@@ -21,42 +21,6 @@ use dns::FakeDns;
 use fake_api::{FakeApi, Stage};
 use redis_cluster_bootstrap::ExitCode;
 
-/// A CA that signs node and client certificates.
-struct Ca {
-    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
-    pem: String,
-}
-
-impl Ca {
-    fn new(name: &str) -> Ca {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, name);
-        let pem = params.self_signed(&key).unwrap().pem();
-        Ca {
-            issuer: rcgen::Issuer::new(params, key),
-            pem,
-        }
-    }
-
-    /// Writes `<file>.crt` and `<file>.key` in `dir`: a certificate for `names` (IPs become IP
-    /// SANs, the rest DNS SANs), expired a year ago when `expired`.
-    fn issue(&self, dir: &Path, file: &str, names: &[String], expired: bool) {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let mut params = rcgen::CertificateParams::new(names.to_vec()).unwrap();
-        if expired {
-            params.not_before = rcgen::date_time_ymd(2020, 1, 1);
-            params.not_after = rcgen::date_time_ymd(2021, 1, 1);
-        }
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        std::fs::write(dir.join(format!("{file}.crt")), cert.pem()).unwrap();
-        std::fs::write(dir.join(format!("{file}.key")), key.serialize_pem()).unwrap();
-    }
-}
-
 /// How a node's certificate is made from its address.
 enum Issued {
     /// For its IP.

@@ -137,32 +137,37 @@ pub fn run_static(nodes: &[RedisNode]) -> Run {
 /// [`Options::tls`](super::Options): `BOOTSTRAP_TLS_CA_FILE`, and the client certificate when
 /// the nodes ask for one.
 pub fn run_static_on(list: &str, nodes: &[RedisNode]) -> Run {
-    let tls = nodes[0].tls.as_ref();
-    let ca = tls.map(|tls| tls.path("ca.crt"));
-    let client = tls
-        .filter(|tls| tls.auth_clients)
-        .map(|tls| (tls.path("client.crt"), tls.path("client.key")));
+    let access = access_env(&nodes[0]);
     let mut env = vec![
         ("BOOTSTRAP_NODES", list),
         ("BOOTSTRAP_READY_TIMEOUT", "10s"),
         ("BOOTSTRAP_CONVERGE_TIMEOUT", "60s"),
     ];
-    if let Some((user, password)) = &nodes[0].bootstrap_user {
-        env.extend([
-            ("BOOTSTRAP_USERNAME", user.as_str()),
-            ("BOOTSTRAP_PASSWORD", password.as_str()),
-        ]);
-    }
-    if let Some(ca) = &ca {
-        env.push(("BOOTSTRAP_TLS_CA_FILE", ca.as_str()));
-    }
-    if let Some((cert, key)) = &client {
-        env.extend([
-            ("BOOTSTRAP_TLS_CERT_FILE", cert.as_str()),
-            ("BOOTSTRAP_TLS_KEY_FILE", key.as_str()),
-        ]);
-    }
+    env.extend(access.iter().map(|(k, v)| (*k, v.as_str())));
     bootstrap(&env)
+}
+
+/// The variables that let the binary in: the node's [`Options::bootstrap_user`](super::Options)
+/// (`BOOTSTRAP_USERNAME`, `BOOTSTRAP_PASSWORD`) and its [`Options::tls`](super::Options)
+/// (`BOOTSTRAP_TLS_CA_FILE`, and the client certificate when the nodes ask for one).
+pub fn access_env(node: &RedisNode) -> Vec<(&'static str, String)> {
+    let mut env = Vec::new();
+    if let Some((user, password)) = &node.bootstrap_user {
+        env.extend([
+            ("BOOTSTRAP_USERNAME", user.clone()),
+            ("BOOTSTRAP_PASSWORD", password.clone()),
+        ]);
+    }
+    if let Some(tls) = &node.tls {
+        env.push(("BOOTSTRAP_TLS_CA_FILE", tls.path("ca.crt")));
+        if tls.auth_clients {
+            env.extend([
+                ("BOOTSTRAP_TLS_CERT_FILE", tls.path("client.crt")),
+                ("BOOTSTRAP_TLS_KEY_FILE", tls.path("client.key")),
+            ]);
+        }
+    }
+    env
 }
 
 /// Six nodes formed by the binary, holding `keys` keys written through a cluster client, every

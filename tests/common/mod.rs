@@ -11,8 +11,11 @@
 #![allow(dead_code)]
 
 mod checks;
+mod secure;
 #[allow(unused_imports)] // Not every test binary checks keys.
 pub use checks::*;
+#[allow(unused_imports)] // Not every test binary locks its nodes down.
+pub use secure::*;
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -263,26 +266,44 @@ impl RedisNode {
 
     /// Runs `redis-cli` against this node and returns its output (trimmed).
     pub fn cli(&self, args: &[&str]) -> String {
-        let tls = self
-            .tls
-            .as_ref()
-            .map(TlsFiles::cli_args)
-            .unwrap_or_default();
-        let tls: Vec<&str> = tls.iter().map(String::as_str).collect();
-        let args = [tls.as_slice(), args].concat();
-        let args = args.as_slice();
-        match &self.cli_user {
-            None => redis_cli(self.addr, None, args),
-            Some((user, password)) => {
-                let args = [&["--user", user.as_str()], args].concat();
-                redis_cli(self.addr, Some(password), &args)
-            }
+        self.cli_at(self.addr, args)
+    }
+
+    /// Runs `redis-cli` against `addr` with this node's user and TLS files (another node of the
+    /// same cluster, say, or one that moved).
+    pub fn cli_at(&self, addr: SocketAddr, args: &[&str]) -> String {
+        self.access().cli_at(addr, args)
+    }
+
+    /// What `redis-cli` needs to log in to this node: its user and TLS files.
+    pub fn access(&self) -> Access {
+        Access {
+            cli_user: self.cli_user.clone(),
+            tls: self.tls.clone(),
         }
     }
 
     /// Kills the process (SIGKILL: no shutdown wait) and keeps the data directory.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Stops the process as the kubelet does, with SIGTERM, and waits for it to exit (a master
+    /// waits for its replicas up to `shutdown-timeout`); SIGKILL after 30 s. Keeps the data.
+    pub fn terminate(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let pid = child.id().to_string();
+            let _ = Command::new("kill").args(["-TERM", &pid]).status();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -322,6 +343,34 @@ impl RedisNode {
     /// The node's ID.
     pub fn id(&self) -> String {
         self.cli(&["cluster", "myid"])
+    }
+}
+
+/// The harness's way into a node with `redis-cli`: its user and TLS files.
+#[derive(Clone)]
+pub struct Access {
+    cli_user: Option<(String, String)>,
+    tls: Option<TlsFiles>,
+}
+
+impl Access {
+    /// Runs `redis-cli` against `addr` and returns its output (trimmed).
+    pub fn cli_at(&self, addr: SocketAddr, args: &[&str]) -> String {
+        let tls = self
+            .tls
+            .as_ref()
+            .map(TlsFiles::cli_args)
+            .unwrap_or_default();
+        let tls: Vec<&str> = tls.iter().map(String::as_str).collect();
+        let args = [tls.as_slice(), args].concat();
+        let args = args.as_slice();
+        match &self.cli_user {
+            None => redis_cli(addr, None, args),
+            Some((user, password)) => {
+                let args = [&["--user", user.as_str()], args].concat();
+                redis_cli(addr, Some(password), &args)
+            }
+        }
     }
 }
 
@@ -407,7 +456,14 @@ pub fn bootstrap_command(env: &[(&str, &str)]) -> Command {
 
 /// Runs the real binary with exactly these environment variables (plus PATH), and a hard limit.
 pub fn bootstrap(env: &[(&str, &str)]) -> Run {
+    run_binary(&[], env)
+}
+
+/// Runs the real binary with these arguments (`handover`, `ready`, `rejoin`: the pod commands)
+/// and exactly these environment variables (plus PATH), and a hard limit.
+pub fn run_binary(args: &[&str], env: &[(&str, &str)]) -> Run {
     let child = bootstrap_command(env)
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
