@@ -24,7 +24,7 @@ use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use redis_cluster_bootstrap::ExitCode;
-use redis_cluster_bootstrap::config::{Settings, VARIABLES};
+use redis_cluster_bootstrap::config::{Settings, VARIABLES, WhenNotReady};
 use redis_cluster_bootstrap::kubernetes::{OPTIONAL_PERMISSIONS, PERMISSIONS, lease};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -385,6 +385,7 @@ fn the_base_holds_every_object_of_the_guide_plus_the_job() {
         ("Role", "redis-cluster-bootstrap"),
         ("RoleBinding", "redis-cluster-bootstrap"),
         ("Job", "redis-cluster-bootstrap"),
+        ("PodDisruptionBudget", "redis-app"),
     ]
     .into_iter()
     .map(|(kind, name)| (kind.to_string(), name.to_string()))
@@ -635,7 +636,9 @@ fn the_statefulset_keeps_every_value_of_the_guide() {
     }
 
     let pod = pod_spec_of_statefulset(&sts);
-    assert_eq!(pod.termination_grace_period_seconds, Some(20));
+    // The guide's 20 s, raised: the preStop handover and Redis's own shutdown must both fit
+    // (the_redis_pods_hand_over_serve_and_rejoin_through_the_bootstrap_binary).
+    assert_eq!(pod.termination_grace_period_seconds, Some(60));
     let preferred = pod
         .affinity
         .as_ref()
@@ -668,7 +671,15 @@ fn the_statefulset_keeps_every_value_of_the_guide() {
     let (repository, tag) = image.split_once(':').expect("a pinned tag");
     assert_eq!(repository, "redis");
     assert!(tag != "latest" && !tag.is_empty(), "{image}");
-    assert_eq!(strings(&redis.command), ["redis-server"]);
+    // redis-server, exec'd by a shell that starts the bootstrap's `rejoin` beside it (tested in
+    // the_redis_pods_hand_over_serve_and_rejoin_through_the_bootstrap_binary).
+    let command = strings(&redis.command);
+    assert_eq!(command[..2], ["sh", "-c"]);
+    assert!(
+        command[2].contains("exec redis-server \"$@\""),
+        "{command:?}"
+    );
+    assert_eq!(command[3..], ["redis-server"]);
     // The guide's arguments, then the announced address and name (tested with the env below).
     assert_eq!(
         strings(&redis.args)[..3],
@@ -700,7 +711,9 @@ fn the_statefulset_keeps_every_value_of_the_guide() {
         mounts,
         [
             ("redis-conf", "/etc/redis"),
-            ("redis-data-storage", "/var/lib/redis")
+            ("redis-data-storage", "/var/lib/redis"),
+            // The bootstrap binary for the pod commands (not the guide's).
+            ("bootstrap-bin", "/opt/bootstrap")
         ]
     );
 
@@ -780,30 +793,112 @@ fn the_ingress_route_uses_traefik_v3s_group() {
 // What the guide lacks: probes, a non-root Redis
 // ---------------------------------------------------------------------------------------------
 
-/// Readiness only PINGs (a probe on cluster state would deadlock the bootstrap, which waits for
-/// Ready pods before it forms the cluster), and wants PONG; liveness exists too.
+/// The Redis pods run the bootstrap's pod commands: an init container (restricted, read-only
+/// root, the bootstrap image) copies the binary into an emptyDir the Redis container mounts
+/// read-only; readiness is `ready`; the preStop hook runs `handover` with its lines on PID 1's
+/// stdout; the container starts `rejoin` beside the server, which stays PID 1 (exec); the grace
+/// period covers the handover's budget and Redis's shutdown-timeout; and the container's
+/// `BOOTSTRAP_*` environment is one the binary accepts, logging in as the Job does.
 #[test]
-fn redis_is_ready_when_it_answers_ping_and_nothing_more() {
+fn the_redis_pods_hand_over_serve_and_rejoin_through_the_bootstrap_binary() {
+    const BINARY: &str = "/opt/bootstrap/redis-cluster-bootstrap";
     for dir in ALL {
-        let redis = redis_container(&render(dir).statefulset());
+        let rendered = render(dir);
+        let sts = rendered.statefulset();
+        let pod = pod_spec_of_statefulset(&sts);
+        let init = pod
+            .init_containers
+            .iter()
+            .flatten()
+            .find(|c| c.name == "install-bootstrap")
+            .unwrap_or_else(|| panic!("{dir}: no install-bootstrap init container"));
+        let job = bootstrap_container(&rendered.job());
+        assert_eq!(init.image, job.image, "{dir}: the bootstrap image");
+        assert_eq!(strings(&init.args), ["install", "/opt/bootstrap"], "{dir}");
+        let mount = |c: &Container| {
+            c.volume_mounts
+                .iter()
+                .flatten()
+                .find(|m| m.mount_path == "/opt/bootstrap")
+                .cloned()
+                .unwrap_or_else(|| panic!("{dir}: {} does not mount /opt/bootstrap", c.name))
+        };
+        let redis = redis_container(&sts);
+        assert_eq!(
+            mount(init).read_only,
+            None,
+            "{dir}: the init container writes"
+        );
+        assert_eq!(mount(&redis).read_only, Some(true), "{dir}");
+        let volume = pod
+            .volumes
+            .iter()
+            .flatten()
+            .find(|v| v.name == mount(&redis).name)
+            .unwrap();
+        assert!(volume.empty_dir.is_some(), "{dir}: {volume:?}");
+
         let readiness = redis.readiness_probe.as_ref().expect("a readiness probe");
-        let command = strings(&readiness.exec.as_ref().expect("an exec probe").command).join(" ");
-        assert!(
-            (command.contains("redis-cli") || command.contains("valkey-cli"))
-                && command.contains("ping"),
-            "{dir}: {command}"
-        );
-        assert!(
-            command.contains("PONG"),
-            "{dir}: redis-cli exits 0 on error replies: {command}"
-        );
-        assert!(
-            !command.to_ascii_lowercase().contains("cluster"),
-            "{dir}: readiness must not depend on the cluster: {command}"
-        );
+        let command = strings(&readiness.exec.as_ref().expect("an exec probe").command);
+        assert_eq!(command, [BINARY, "ready"], "{dir}");
         let liveness = redis.liveness_probe.as_ref().expect("a liveness probe");
         let command = strings(&liveness.exec.as_ref().unwrap().command).join(" ");
         assert!(command.contains("ping"), "{dir}: {command}");
+
+        let pre_stop = redis
+            .lifecycle
+            .as_ref()
+            .and_then(|l| l.pre_stop.as_ref())
+            .and_then(|h| h.exec.as_ref())
+            .unwrap_or_else(|| panic!("{dir}: no preStop exec hook"));
+        let hook = strings(&pre_stop.command).join(" ");
+        assert!(
+            hook.contains(&format!("exec {BINARY} handover"))
+                && hook.contains(">/proc/1/fd/1 2>&1"),
+            "{dir}: {hook}"
+        );
+
+        let start = [strings(&redis.command), strings(&redis.args)]
+            .concat()
+            .join(" ");
+        assert!(
+            start.contains(&format!("{BINARY} rejoin &")),
+            "{dir}: rejoin is not started beside the server: {start}"
+        );
+        assert!(
+            start.contains("exec redis-server") || start.contains("exec valkey-server"),
+            "{dir}: the server must be PID 1 (exec) to get SIGTERM: {start}"
+        );
+
+        let settings = settings_from(&redis, rendered, "the Redis container");
+        assert_eq!(
+            Some(&settings.service),
+            rendered.service().metadata.name.as_ref(),
+            "{dir}"
+        );
+        let grace = pod.termination_grace_period_seconds.unwrap_or(30);
+        // shutdown-timeout (10 s) after the hook, and a margin.
+        assert!(
+            grace as u64 >= settings.handover_timeout.as_secs() + 10 + 10,
+            "{dir}: grace period {grace} s"
+        );
+        let job_settings = settings_of(rendered);
+        assert_eq!(
+            settings
+                .credentials
+                .as_ref()
+                .and_then(|c| c.username().map(str::to_string)),
+            job_settings
+                .credentials
+                .as_ref()
+                .and_then(|c| c.username().map(str::to_string)),
+            "{dir}: the pod commands log in as the Job does"
+        );
+        assert_eq!(
+            format!("{:?}", settings.tls_files),
+            format!("{:?}", job_settings.tls_files),
+            "{dir}: the pod commands speak TLS as the Job does"
+        );
     }
 }
 
@@ -1154,12 +1249,22 @@ fn the_jobs_environment_names_are_the_binarys_variables() {
 /// The Job's environment, as the binary would read it: valid, and pointing at the StatefulSet and
 /// Service of the same rendering.
 fn settings_of(rendered: &Rendered) -> Settings {
-    let job = rendered.job();
-    let namespace = job.metadata.namespace.clone().unwrap();
-    let vars = bootstrap_container(&job)
+    settings_from(
+        &bootstrap_container(&rendered.job()),
+        rendered,
+        "the Job's environment",
+    )
+}
+
+/// The settings the binary reads from `container`'s `BOOTSTRAP_*` environment.
+fn settings_from(container: &Container, rendered: &Rendered, what: &str) -> Settings {
+    let namespace = rendered.job().metadata.namespace.clone().unwrap();
+    let vars = container
         .env
+        .clone()
         .unwrap()
         .into_iter()
+        .filter(|var| var.name.starts_with("BOOTSTRAP_"))
         .map(|var| {
             let value = match (&var.value, &var.value_from) {
                 (Some(value), None) => value.clone(),
@@ -1175,12 +1280,8 @@ fn settings_of(rendered: &Rendered) -> Settings {
             };
             (var.name, value)
         });
-    Settings::from_vars(vars).unwrap_or_else(|e| {
-        panic!(
-            "{}: the binary rejects the Job's environment: {e}",
-            rendered.dir
-        )
-    })
+    Settings::from_vars(vars)
+        .unwrap_or_else(|e| panic!("{}: the binary rejects {what}: {e}", rendered.dir))
 }
 
 /// The binary accepts the Job's environment, and it names the StatefulSet, Service and namespace
@@ -1269,6 +1370,11 @@ fn the_root_is_the_base_with_the_users_image_and_the_self_healing_cron_job() {
         docs.retain(|doc| kind_of(doc) != "CronJob");
         for doc in docs.iter_mut().filter(|doc| kind_of(doc) == "Job") {
             *doc.pointer_mut(image_path).unwrap() = Value::Null;
+        }
+        // The Redis pods' init container runs the same image.
+        let init_image = "/spec/template/spec/initContainers/0/image";
+        for doc in docs.iter_mut().filter(|doc| kind_of(doc) == "StatefulSet") {
+            *doc.pointer_mut(init_image).unwrap() = Value::Null;
         }
         docs
     };
@@ -1400,15 +1506,16 @@ fn cron_job_pod(cron: &CronJob) -> PodSpec {
     job.template.spec.unwrap()
 }
 
-/// The CronJob runs every minute, never two at once, keeps a short history, and each run ends
-/// before the next minute: its deadline is under the period and covers its own timeouts.
+/// The CronJob runs every 5 minutes, never two at once, keeps a short history, and each run ends
+/// before the next one: its deadline is under the period and covers its own timeouts.
 #[test]
-fn the_cron_job_runs_every_minute_one_at_a_time_within_the_minute() {
+fn the_cron_job_runs_every_five_minutes_one_at_a_time_within_its_period() {
     for dir in [ROOT, PRODUCTION] {
         let rendered = render(dir);
         let cron: CronJob = rendered.one();
         let spec = cron.spec.as_ref().unwrap();
-        assert_eq!(spec.schedule, "* * * * *", "{dir}");
+        // Every 5 minutes: pods rejoin by themselves; see the comment in cron_job.yaml.
+        assert_eq!(spec.schedule, "*/5 * * * *", "{dir}");
         assert_eq!(spec.concurrency_policy.as_deref(), Some("Forbid"), "{dir}");
         for limit in [
             spec.successful_jobs_history_limit,
@@ -1482,7 +1589,12 @@ fn the_cron_job_runs_the_jobs_pod_with_timeouts_that_fit() {
         let mut job_pod = pod_spec_of_job(&rendered.job());
         let mut cron_pod = cron_job_pod(&cron);
         assert_restricted(&cron_pod, &format!("{dir}: CronJob"));
-        let timeouts = ["BOOTSTRAP_READY_TIMEOUT", "BOOTSTRAP_CONVERGE_TIMEOUT"];
+        // The timeouts, and a scheduled run's way with pods that are not Ready (a rollout).
+        let timeouts = [
+            "BOOTSTRAP_READY_TIMEOUT",
+            "BOOTSTRAP_CONVERGE_TIMEOUT",
+            "BOOTSTRAP_WHEN_NOT_READY",
+        ];
         for pod in [&mut job_pod, &mut cron_pod] {
             for c in &mut pod.containers {
                 c.env
@@ -1504,6 +1616,9 @@ fn the_cron_job_runs_the_jobs_pod_with_timeouts_that_fit() {
             Some(&settings.service),
             rendered.service().metadata.name.as_ref()
         );
+        // A rollout is not an incident for the schedule; the one-shot Job still fails loudly.
+        assert_eq!(settings.when_not_ready, WhenNotReady::Skip, "{dir}");
+        assert_eq!(settings_of(rendered).when_not_ready, WhenNotReady::Fail);
     }
 }
 

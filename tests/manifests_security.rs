@@ -8,6 +8,7 @@
 //! Needs `kubectl`, and for the real run `redis-server`, `redis-cli` and `openssl`. Loopback
 //! block 230 (tests/common/BLOCKS.md).
 
+mod dns;
 mod kustomize;
 
 use std::path::Path;
@@ -306,21 +307,27 @@ fn production_turns_on_tls_everywhere_from_one_secret() {
         args.starts_with("--tls --cacert /etc/redis-tls/ca.crt"),
         "{args}"
     );
-    for probe in [&redis.readiness_probe, &redis.liveness_probe] {
-        let command = probe
-            .as_ref()
-            .unwrap()
-            .exec
-            .as_ref()
-            .unwrap()
-            .command
-            .clone();
-        let command = command.unwrap().join(" ");
-        assert!(
-            command.contains("redis-cli $REDISCLI_TLS_ARGS --user app"),
-            "{command}"
-        );
+    // The pod commands (the readiness probe among them) speak TLS with the same files.
+    for (var, file) in [
+        ("BOOTSTRAP_TLS_CA_FILE", "ca.crt"),
+        ("BOOTSTRAP_TLS_CERT_FILE", "tls.crt"),
+        ("BOOTSTRAP_TLS_KEY_FILE", "tls.key"),
+    ] {
+        let value = env(redis, var).and_then(|v| v.value.clone());
+        assert_eq!(value, Some(format!("/etc/redis-tls/{file}")), "{var}");
     }
+    let liveness = redis
+        .liveness_probe
+        .as_ref()
+        .unwrap()
+        .exec
+        .as_ref()
+        .unwrap();
+    let command = liveness.command.clone().unwrap().join(" ");
+    assert!(
+        command.contains("redis-cli $REDISCLI_TLS_ARGS --user app"),
+        "{command}"
+    );
 
     // The certificate names every pod (the name the bootstrap checks) and the Service.
     let certificate = custom(&docs, "Certificate", "redis-tls");
@@ -675,9 +682,13 @@ fn production_redis_starts_with_tls_and_the_acl_users() {
 
     // The rendered files, with the container's paths moved into the temporary directory.
     let localize = |s: &str| {
-        s.replace("/etc/redis-tls", tls.to_str().unwrap())
-            .replace("/etc/redis", etc.to_str().unwrap())
-            .replace("/var/lib/redis", data.to_str().unwrap())
+        s.replace(
+            "/opt/bootstrap/redis-cluster-bootstrap",
+            env!("CARGO_BIN_EXE_redis-cluster-bootstrap"),
+        )
+        .replace("/etc/redis-tls", tls.to_str().unwrap())
+        .replace("/etc/redis", etc.to_str().unwrap())
+        .replace("/var/lib/redis", data.to_str().unwrap())
     };
     let config: ConfigMap = one(&docs);
     let files = config.data.unwrap();
@@ -773,9 +784,9 @@ fn production_redis_starts_with_tls_and_the_acl_users() {
         "app runs no CONFIG"
     );
 
-    // The readiness probe, pointed at this address: ready with the password, not without.
+    // The liveness probe, pointed at this address.
     let probe = redis
-        .readiness_probe
+        .liveness_probe
         .clone()
         .unwrap()
         .exec
@@ -796,7 +807,53 @@ fn production_redis_starts_with_tls_and_the_acl_users() {
         run_probe(Some(passwords[0].1)),
         "the probe fails with the password"
     );
-    assert!(!run_probe(None), "the probe passes without the password");
+    // Alive means "answers at all": a NOAUTH reply is an answer.
+    assert!(run_probe(None), "the probe fails on a node that answers");
+
+    // The readiness probe is the bootstrap's `ready`, with the container's BOOTSTRAP_* variables
+    // (the bootstrap user, TLS checking the pod's DNS name): ready with the password, not
+    // without. The pod's name resolves to this address, as the headless Service resolves it.
+    let dns = dns::FakeDns::start(230);
+    let pod_name = "redis-app-0.redis-service.infra.svc.cluster.local";
+    dns.add(pod_name, ip.parse().unwrap());
+    let readiness = redis
+        .readiness_probe
+        .clone()
+        .unwrap()
+        .exec
+        .unwrap()
+        .command
+        .unwrap();
+    assert_eq!(readiness[1..], ["ready"]);
+    let ready = |password: Option<&str>| {
+        let mut c = Command::new(localize(&readiness[0]));
+        c.arg("ready").env_clear();
+        for var in redis.env.iter().flatten() {
+            match (&var.value, var.name.as_str()) {
+                (_, "BOOTSTRAP_PASSWORD") => {}
+                (Some(value), name) if name.starts_with("BOOTSTRAP_") => {
+                    c.env(name, localize(value));
+                }
+                _ => {}
+            }
+        }
+        c.env("BOOTSTRAP_NODES", format!("{pod_name}:6379"))
+            .env("BOOTSTRAP_DNS_SERVER", dns.addr.to_string());
+        if let Some(password) = password {
+            c.env("BOOTSTRAP_PASSWORD", password);
+        }
+        c.output().unwrap()
+    };
+    let with = ready(Some(passwords[1].1));
+    assert!(
+        with.status.success(),
+        "not ready with the password: {with:?}"
+    );
+    let without = ready(None);
+    assert!(
+        !without.status.success(),
+        "ready without the password: {without:?}"
+    );
 }
 
 /// The startup refuses a password that redis.conf could not hold verbatim (a quote, a backslash,

@@ -72,7 +72,14 @@ fn the_valkey_overlay_runs_valkey_server_with_its_own_config_and_data_paths() {
     let version = image.strip_prefix("valkey/valkey:8.0.").expect(image);
     assert!(version.parse::<u32>().is_ok(), "{image}");
 
-    assert_eq!(strings(&server.command), ["valkey-server"]);
+    // valkey-server, exec'd by the shell that starts `rejoin` beside it.
+    let command = strings(&server.command);
+    assert_eq!(command[..2], ["sh", "-c"]);
+    assert!(
+        command[2].contains("exec valkey-server \"$@\""),
+        "{command:?}"
+    );
+    assert_eq!(command[3..], ["valkey-server"]);
     assert_eq!(
         strings(&server.args),
         [
@@ -95,7 +102,8 @@ fn the_valkey_overlay_runs_valkey_server_with_its_own_config_and_data_paths() {
         mounts,
         [
             ("redis-conf", "/etc/valkey"),
-            ("redis-data-storage", "/data")
+            ("redis-data-storage", "/data"),
+            ("bootstrap-bin", "/opt/bootstrap")
         ]
     );
     let pod = sts.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
@@ -125,13 +133,26 @@ fn the_valkey_overlay_runs_valkey_server_with_its_own_config_and_data_paths() {
         ]
     );
 
-    for probe in [&server.readiness_probe, &server.liveness_probe] {
-        let command = probe_command(probe);
-        assert!(
-            command.contains("valkey-cli") && !command.contains("redis-cli"),
-            "{command}"
-        );
-    }
+    // Liveness with valkey-cli; readiness is the bootstrap's `ready`, which speaks to either.
+    let command = probe_command(&server.liveness_probe);
+    assert!(
+        command.contains("valkey-cli") && !command.contains("redis-cli"),
+        "{command}"
+    );
+    let readiness = strings(
+        &server
+            .readiness_probe
+            .as_ref()
+            .unwrap()
+            .exec
+            .as_ref()
+            .unwrap()
+            .command,
+    );
+    assert_eq!(
+        readiness,
+        ["/opt/bootstrap/redis-cluster-bootstrap", "ready"]
+    );
 }
 
 /// Apart from the server, the Valkey overlay deploys exactly the base: same objects, same Job,
@@ -149,6 +170,7 @@ fn the_valkey_overlay_changes_the_server_and_nothing_else() {
                     "StatefulSet" => {
                         let pod = &mut doc["spec"]["template"]["spec"];
                         pod["volumes"][0]["configMap"] = Value::Null;
+                        pod["initContainers"][0]["image"] = Value::Null;
                         let container = &mut pod["containers"][0];
                         for field in [
                             "image",
@@ -209,29 +231,65 @@ fn the_rendered_config_and_probe_work_on_a_real_valkey_server() {
         "--logfile".into(),
         "valkey.log".into(),
     ]);
-    let binary = strings(&server.command)[0].to_string();
-    let mut child = Command::new(&binary)
+    // The container's command as written: the shell starts the bootstrap's `rejoin` (here the
+    // binary under test, pointed at this node: a fresh node has nothing to rejoin) and execs
+    // valkey-server with the arguments.
+    let binary = env!("CARGO_BIN_EXE_redis-cluster-bootstrap");
+    let command: Vec<String> = strings(&server.command)
+        .iter()
+        .map(|a| a.replace("/opt/bootstrap/redis-cluster-bootstrap", binary))
+        .collect();
+    let node = format!("{ip}:6379");
+    let mut child = Command::new(&command[0])
+        .args(&command[1..])
         .args(&args)
+        .env("BOOTSTRAP_NODES", &node)
         .current_dir(&data)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap_or_else(|e| panic!("start {binary} (scripts/install-deps.sh installs it): {e}"));
+        .unwrap_or_else(|e| {
+            panic!("start {command:?} (scripts/install-deps.sh installs valkey): {e}")
+        });
 
-    // The readiness probe, pointed at this node's address instead of the pod's 127.0.0.1.
-    let probe = probe_command(&server.readiness_probe).replace("127.0.0.1", ip);
+    // The readiness probe (the bootstrap's `ready`) and the liveness probe, pointed at this
+    // node's address instead of the pod's 127.0.0.1.
+    let readiness = strings(
+        &server
+            .readiness_probe
+            .as_ref()
+            .unwrap()
+            .exec
+            .as_ref()
+            .unwrap()
+            .command,
+    )
+    .iter()
+    .map(|a| a.replace("/opt/bootstrap/redis-cluster-bootstrap", binary))
+    .collect::<Vec<_>>();
+    let liveness = probe_command(&server.liveness_probe).replace("127.0.0.1", ip);
     let deadline = Instant::now() + Duration::from_secs(10);
     let ready = loop {
-        let ok = Command::new("sh")
-            .args(["-c", &probe])
+        let ok = Command::new(&readiness[0])
+            .args(&readiness[1..])
+            .env_clear()
+            .env("BOOTSTRAP_NODES", &node)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
             .status()
             .unwrap()
-            .success();
+            .success()
+            && Command::new("sh")
+                .args(["-c", &liveness])
+                .status()
+                .unwrap()
+                .success();
         if ok || Instant::now() > deadline {
             break ok;
         }
         std::thread::sleep(Duration::from_millis(50));
     };
+    let probe = format!("{readiness:?}, {liveness}");
     let cli = |args: &[&str]| -> String {
         let out = Command::new("valkey-cli")
             .args(["-h", ip, "-p", "6379"])
