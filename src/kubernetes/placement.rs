@@ -122,17 +122,14 @@ async fn zones(nodes: &Api<KubeNode>, names: &BTreeSet<String>) -> BTreeMap<Stri
         return BTreeMap::new();
     };
     let first_read = nodes.get_opt(first).await;
-    let reads = if first_read
+    let denied = first_read
         .as_ref()
-        .is_err_and(|e| api_error::forbidden_status(e).is_some())
-    {
-        vec![(first, first_read)]
-    } else {
+        .is_err_and(|e| api_error::forbidden_status(e).is_some());
+    let mut reads = vec![(first, first_read)];
+    if !denied {
         let rest = names.map(|name| async move { (name, nodes.get_opt(name).await) });
-        let mut reads = vec![(first, first_read)];
         reads.extend(futures::future::join_all(rest).await);
-        reads
-    };
+    }
     let mut zones = BTreeMap::new();
     let mut forbidden = false;
     for (name, read) in reads {
