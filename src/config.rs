@@ -107,6 +107,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "the client certificate's key",
     ),
     (
+        "BOOTSTRAP_READ_NODES",
+        "false",
+        "get each pod's Kubernetes node for its zone: set by components/placement, whose ClusterRole allows it",
+    ),
+    (
         "BOOTSTRAP_LOG_FORMAT",
         "text",
         "text for people, json for log pipelines",
@@ -170,6 +175,9 @@ pub struct Settings {
     pub dns_server: Option<SocketAddr>,
     /// AUTH: a password, with an ACL user when one is set.
     pub credentials: Option<Credentials>,
+    /// Whether the ServiceAccount may get Kubernetes nodes (for their zones): only then does a run
+    /// ask, so a run without `components/placement` makes no request its Role forbids.
+    pub read_nodes: bool,
     /// The `BOOTSTRAP_TLS_*` files, when `BOOTSTRAP_TLS_CA_FILE` is set.
     pub tls_files: Option<TlsFiles>,
     /// Those files read and checked ([`Settings::from_env`] reads them at startup; the pipeline
@@ -200,6 +208,7 @@ impl std::fmt::Debug for Settings {
             .field("nodes", &self.nodes)
             .field("dns_server", &self.dns_server)
             .field("credentials", &self.credentials)
+            .field("read_nodes", &self.read_nodes)
             .field("tls_files", &self.tls_files)
             .field("log_format", &self.log_format)
             .field("dry_run", &self.dry_run)
@@ -229,6 +238,7 @@ struct Raw {
     tls_ca_file: Option<String>,
     tls_cert_file: Option<String>,
     tls_key_file: Option<String>,
+    read_nodes: Option<String>,
     log_format: Option<String>,
     dry_run: Option<String>,
 }
@@ -341,20 +351,8 @@ impl Settings {
                 )));
             }
         };
-        let dry_run = match raw
-            .dry_run
-            .as_deref()
-            .map(|v| v.trim().to_ascii_lowercase())
-        {
-            None => false,
-            Some(v) if matches!(v.as_str(), "true" | "1" | "yes") => true,
-            Some(v) if matches!(v.as_str(), "false" | "0" | "no") => false,
-            Some(v) => {
-                return Err(Error::Config(format!(
-                    "BOOTSTRAP_DRY_RUN={v:?} is not valid: expected true or false"
-                )));
-            }
-        };
+        let read_nodes = flag("BOOTSTRAP_READ_NODES", raw.read_nodes)?;
+        let dry_run = flag("BOOTSTRAP_DRY_RUN", raw.dry_run)?;
         Ok(Settings {
             namespace,
             statefulset,
@@ -371,6 +369,7 @@ impl Settings {
             nodes,
             dns_server,
             credentials,
+            read_nodes,
             tls_files,
             tls: None,
             log_format,
@@ -503,6 +502,18 @@ fn drain_to(value: &str, replicas_per_master: usize) -> Result<usize, Error> {
     Ok(n)
 }
 
+/// A yes/no variable: `true`/`false` (also `1`/`0`, `yes`/`no`), unset meaning false.
+fn flag(var: &str, value: Option<String>) -> Result<bool, Error> {
+    match value.as_deref().map(|v| v.trim().to_ascii_lowercase()) {
+        None => Ok(false),
+        Some(v) if matches!(v.as_str(), "true" | "1" | "yes") => Ok(true),
+        Some(v) if matches!(v.as_str(), "false" | "0" | "no") => Ok(false),
+        Some(v) => Err(Error::Config(format!(
+            "{var}={v:?} is not valid: expected true or false"
+        ))),
+    }
+}
+
 fn port(var: &str, value: &str) -> Result<u16, Error> {
     value
         .trim()
@@ -614,6 +625,10 @@ mod tests {
         assert_eq!(s.ready_timeout, Duration::from_secs(600));
         assert_eq!(s.converge_timeout, Duration::from_secs(120));
         assert!(s.nodes.is_none() && !s.dry_run && s.namespace.is_none());
+        assert!(
+            !s.read_nodes,
+            "nodes are read only where components/placement allows it"
+        );
         assert_eq!(s.log_format, LogFormat::Text);
         assert_eq!(s.when_not_ready, WhenNotReady::Fail);
         assert_eq!(s.handover_timeout, Duration::from_secs(30));
@@ -634,6 +649,7 @@ mod tests {
             ("BOOTSTRAP_DNS_SERVER", "dns"),
             ("BOOTSTRAP_LOG_FORMAT", "xml"),
             ("BOOTSTRAP_DRY_RUN", "maybe"),
+            ("BOOTSTRAP_READ_NODES", "zones"),
             ("BOOTSTRAP_DRAIN_TO", "six"),
             ("BOOTSTRAP_DRAIN_TO", "7"),
             ("BOOTSTRAP_DRAIN_TO", "4"),

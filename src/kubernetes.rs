@@ -63,7 +63,8 @@ pub const PERMISSIONS: &[(&str, &str, &[&str])] = &[
 /// checks it.
 ///
 /// - `get` nodes: the `topology.kubernetes.io/zone` of each pod's node, so that a replica is kept
-///   out of its master's zone too. Nodes are cluster-scoped, hence a ClusterRole. A 403 only
+///   out of its master's zone too. Nodes are cluster-scoped, hence a ClusterRole. Asked only with
+///   `BOOTSTRAP_READ_NODES=true`, which the component sets beside its grant; a 403 then only
 ///   means zones are unknown.
 pub const OPTIONAL_PERMISSIONS: &[(&str, &str, &[&str])] = &[("", "nodes", &["get"])];
 
@@ -118,9 +119,11 @@ pub async fn discover(settings: &Settings) -> Result<Vec<Node>> {
         "the statefulset is ready"
     );
 
+    // Only where components/placement grants it: asking without the grant is a 403 per node.
+    let nodes = settings.read_nodes.then(|| Api::all(client));
     let places = placement::read(
         &pods,
-        &Api::all(client),
+        nodes.as_ref(),
         &target,
         &ready,
         deadline,

@@ -1,13 +1,16 @@
 //! Placement-aware pairing end to end: the real binary in Kubernetes mode against the fake API
 //! server (pods with `spec.nodeName`, Kubernetes nodes with zone labels, or a ServiceAccount that
-//! may not get nodes), the fake DNS, and real redis-server nodes playing the pods.
+//! may not get nodes), the fake DNS, and real redis-server nodes playing the pods. Where a test
+//! installs from a kustomization, the fake API grants exactly what its Role and ClusterRoles grant
+//! (403 otherwise, as RBAC does) and the binary gets its Job's `BOOTSTRAP_READ_NODES`.
 //!
-//! Loopback blocks 170–179 (see `common/BLOCKS.md`): `.1` is the API and DNS server, `.11`,
-//! `.12`, ... the pods. `SHOW_RUNS=1` prints every run's output.
+//! Loopback blocks 170–179 and 250 (see `common/BLOCKS.md`): `.1` is the API and DNS server,
+//! `.11`, `.12`, ... the pods. `SHOW_RUNS=1` prints every run's output.
 
 mod common;
 mod dns;
 mod fake_api;
+mod kustomize;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -52,14 +55,21 @@ impl World {
     }
 
     fn bootstrap(&self) -> Run {
+        self.bootstrap_with(&[])
+    }
+
+    /// A run with these variables besides the test's own.
+    fn bootstrap_with(&self, extra: &[(&str, &str)]) -> Run {
         let kubeconfig = self.api.kubeconfig("infra");
         let dns = self.dns.addr.to_string();
-        let run = common::bootstrap(&[
+        let mut env = vec![
             ("KUBECONFIG", kubeconfig.as_str()),
             ("BOOTSTRAP_DNS_SERVER", dns.as_str()),
             ("BOOTSTRAP_READY_TIMEOUT", "60s"),
             ("BOOTSTRAP_CONVERGE_TIMEOUT", "60s"),
-        ]);
+        ];
+        env.extend_from_slice(extra);
+        let run = common::bootstrap(&env);
         if std::env::var_os("SHOW_RUNS").is_some() {
             eprintln!("{run:?}");
         }
@@ -107,6 +117,62 @@ impl World {
     }
 }
 
+/// What `kubectl apply -k DIR` gives the bootstrap's ServiceAccount: the `(verb, resource)` pairs
+/// of every Role and ClusterRole of the rendering (tests/manifests.rs checks that each is bound to
+/// it).
+fn granted_by(dir: &str) -> Vec<(String, String)> {
+    let mut granted = Vec::new();
+    for doc in kustomize::render(dir) {
+        if doc["kind"] != "Role" && doc["kind"] != "ClusterRole" {
+            continue;
+        }
+        for rule in doc["rules"].as_array().unwrap() {
+            for resource in rule["resources"].as_array().unwrap() {
+                for verb in rule["verbs"].as_array().unwrap() {
+                    let pair = (verb.as_str().unwrap(), resource.as_str().unwrap());
+                    granted.push((pair.0.to_string(), pair.1.to_string()));
+                }
+            }
+        }
+    }
+    granted
+}
+
+/// `BOOTSTRAP_READ_NODES` as the bootstrap container of `kind` (Job or CronJob) in `DIR` sets it,
+/// as a variable for [`World::bootstrap_with`] (none when unset).
+fn read_nodes_of(dir: &str, kind: &str) -> Vec<(&'static str, String)> {
+    let docs = kustomize::render(dir);
+    let object = docs
+        .iter()
+        .find(|doc| doc["kind"] == kind)
+        .unwrap_or_else(|| panic!("{dir} has no {kind}"));
+    let pod = match kind {
+        "CronJob" => &object["spec"]["jobTemplate"]["spec"]["template"]["spec"],
+        _ => &object["spec"]["template"]["spec"],
+    };
+    let containers = pod["containers"].as_array().unwrap();
+    let bootstrap = containers
+        .iter()
+        .find(|c| c["name"] == "bootstrap")
+        .unwrap();
+    bootstrap["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|var| var["name"] == "BOOTSTRAP_READ_NODES")
+        .map(|var| {
+            (
+                "BOOTSTRAP_READ_NODES",
+                var["value"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn as_env<'a>(vars: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    vars.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
 /// Three Kubernetes nodes in three zones.
 const THREE_ZONES: [(&str, Option<&str>); 3] = [
     ("worker-a", Some("eu-west-1a")),
@@ -120,11 +186,16 @@ const ROUND_ROBIN: [&str; 6] = [
     "worker-a", "worker-b", "worker-c", "worker-a", "worker-b", "worker-c",
 ];
 
+/// Installed as `overlays/production` (with `components/placement`): zones are read, each node
+/// once, and nothing is forbidden.
 #[test]
 fn no_replica_shares_a_node_or_zone_with_its_master() {
     let world = World::new(170, ROUND_ROBIN, &THREE_ZONES);
+    world.api.grant_only(&granted_by("overlays/production"));
+    let read_nodes = read_nodes_of("overlays/production", "Job");
+    assert_eq!(read_nodes, [("BOOTSTRAP_READ_NODES", "true".to_string())]);
 
-    let run = world.bootstrap();
+    let run = world.bootstrap_with(&as_env(&read_nodes));
 
     world.assert_formed(&run);
     let pairs = world.pairs();
@@ -147,14 +218,57 @@ fn no_replica_shares_a_node_or_zone_with_its_master() {
     let node_reads: Vec<_> = requests.iter().filter(|r| r.resource == "nodes").collect();
     assert_eq!(node_reads.len(), 3, "{requests:#?}");
     assert!(node_reads.iter().all(|r| r.code == 200 && r.authorized));
+    let names: std::collections::BTreeSet<&str> =
+        node_reads.iter().map(|r| r.uri.as_str()).collect();
+    assert_eq!(names.len(), 3, "{requests:#?}");
+    assert!(requests.iter().all(|r| r.code != 403), "{requests:#?}");
 }
 
+/// Installed as `.` (the base and the CronJob, no `components/placement`): neither the forming
+/// run nor a scheduled run after it asks for anything its Role forbids (no 403 for the API
+/// server's audit log every minute), and the pairing still keeps replicas off their master's node.
+#[test]
+fn without_the_placement_component_no_run_asks_for_what_its_role_forbids() {
+    let world = World::new(250, ROUND_ROBIN, &THREE_ZONES);
+    world.api.grant_only(&granted_by("."));
+    assert!(read_nodes_of(".", "Job").is_empty());
+    assert!(read_nodes_of(".", "CronJob").is_empty());
+
+    let forming = world.bootstrap_with(&as_env(&read_nodes_of(".", "Job")));
+
+    world.assert_formed(&forming);
+    for (replica, master) in world.pairs() {
+        assert_ne!(world.on[replica], world.on[master], "{forming:?}");
+    }
+    assert!(forming.stderr.contains("zones not read"), "{forming:?}");
+    let scheduled = world.bootstrap_with(&as_env(&read_nodes_of(".", "CronJob")));
+    world.assert_formed(&scheduled);
+    assert!(scheduled.stdout.contains("steps=0"), "{scheduled:?}");
+    let requests = world.api.requests();
+    assert!(requests.iter().all(|r| r.code != 403), "{requests:#?}");
+    assert!(
+        requests.iter().all(|r| r.resource != "nodes"),
+        "{requests:#?}"
+    );
+    // The runs did use the API: the StatefulSet, its pods, the Lease and an Event.
+    for resource in ["statefulsets", "pods", "leases", "events"] {
+        assert!(
+            requests
+                .iter()
+                .any(|r| r.resource == resource && r.code < 300),
+            "{resource}: {requests:#?}"
+        );
+    }
+}
+
+/// `BOOTSTRAP_READ_NODES=true` but only the base Role granted (the component's binding missing):
+/// one 403, one warning, and the pairing by node.
 #[test]
 fn without_permission_to_get_nodes_replicas_are_still_kept_off_their_masters_node() {
     let world = World::new(171, ROUND_ROBIN, &THREE_ZONES);
-    world.api.forbid("get", "nodes");
+    world.api.grant_only(&granted_by("manifests"));
 
-    let run = world.bootstrap();
+    let run = world.bootstrap_with(&[("BOOTSTRAP_READ_NODES", "true")]);
 
     world.assert_formed(&run);
     for (replica, master) in world.pairs() {
@@ -171,13 +285,23 @@ fn without_permission_to_get_nodes_replicas_are_still_kept_off_their_masters_nod
         "{run:?}"
     );
     assert!(!run.stdout.lines().next().unwrap().contains("ZONE"));
+    // Three nodes to read, but after the first 403 none is asked again.
+    let requests = world.api.requests();
+    let node_reads: Vec<_> = requests.iter().filter(|r| r.resource == "nodes").collect();
+    assert_eq!(node_reads.len(), 1, "{requests:#?}");
+    assert_eq!(node_reads[0].code, 403);
     assert!(
-        world
-            .api
-            .requests()
+        requests
             .iter()
-            .any(|r| r.resource == "nodes" && r.code == 403)
+            .all(|r| r.code != 403 || r.resource == "nodes"),
+        "{requests:#?}"
     );
+    let warned = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains("may not get nodes"))
+        .count();
+    assert_eq!(warned, 1, "{run:?}");
 }
 
 #[test]

@@ -1,10 +1,15 @@
 //! Where the pods run, for the pairing ([`crate::plan::placement`]): each pod's Kubernetes node
 //! (`spec.nodeName`, from the pod list the Role already allows) and, when the ServiceAccount may
-//! also `get` nodes (the optional ClusterRole of `components/placement`), each node's
-//! `topology.kubernetes.io/zone` label.
+//! also `get` nodes, each node's `topology.kubernetes.io/zone` label.
+//!
+//! Nodes are read only when `BOOTSTRAP_READ_NODES` says the optional ClusterRole of
+//! `components/placement` is there (the component sets it): a least-privilege tool does not probe
+//! for rights it was not given, and a CronJob that did would leave a 403 per node per minute in
+//! the API server's audit log.
 //!
 //! A 403 on pods is a configuration error like any other missing permission (exit 2); a 403 on
-//! nodes is not: the pairing then separates nodes but knows no zones, and says so once.
+//! nodes is not: the pairing then separates nodes but knows no zones, and says so once. It is
+//! also the last node request of the run.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -25,10 +30,11 @@ use crate::{Error, Result};
 pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 
 /// The place of each of the StatefulSet's pods, in pod order (unknown for a pod not found).
+/// Zones only with `nodes`, given when the ServiceAccount may get them.
 /// Retries failures other than a 403 until `deadline`, the end of the ready timeout `budget`.
 pub(super) async fn read(
     pods: &Api<Pod>,
-    nodes: &Api<KubeNode>,
+    nodes: Option<&Api<KubeNode>>,
     target: &Target,
     sts: &StatefulSet,
     deadline: Instant,
@@ -71,12 +77,21 @@ pub(super) async fn read(
         })
         .collect();
     let names = on.values().cloned().collect::<BTreeSet<String>>();
-    let zones = tokio::time::timeout_at(deadline, zones(nodes, &names))
-        .await
-        .unwrap_or_else(|_| {
-            warn!("the Kubernetes nodes could not be read in time; their zones are unknown");
+    let zones = match nodes {
+        Some(nodes) => tokio::time::timeout_at(deadline, zones(nodes, &names))
+            .await
+            .unwrap_or_else(|_| {
+                warn!("the Kubernetes nodes could not be read in time; their zones are unknown");
+                BTreeMap::new()
+            }),
+        None => {
+            info!(
+                "zones not read (BOOTSTRAP_READ_NODES is off: components/placement grants get on \
+                 nodes and turns it on): pairing keeps replicas off their master's node"
+            );
             BTreeMap::new()
-        });
+        }
+    };
     let replicas = spec.replicas.unwrap_or(1).max(0);
     let places: Vec<Place> = (0..replicas)
         .map(|i| {
@@ -97,15 +112,27 @@ pub(super) async fn read(
     Ok(places)
 }
 
-/// The zone of each node that has one. Best effort: without the permission to get nodes, or when
-/// a node cannot be read, its zone is simply unknown.
+/// The zone of each node that has one. Best effort: a node that cannot be read has no known zone.
+///
+/// The first read goes alone: when it is forbidden (the variable is set but the ClusterRoleBinding
+/// is missing), no other node is asked, so a run makes at most one 403 on nodes.
 async fn zones(nodes: &Api<KubeNode>, names: &BTreeSet<String>) -> BTreeMap<String, String> {
-    let reads = names
-        .iter()
-        .map(|name| async move { (name, nodes.get_opt(name).await) });
+    let mut names = names.iter();
+    let Some(first) = names.next() else {
+        return BTreeMap::new();
+    };
+    let first_read = nodes.get_opt(first).await;
+    let denied = first_read
+        .as_ref()
+        .is_err_and(|e| api_error::forbidden_status(e).is_some());
+    let mut reads = vec![(first, first_read)];
+    if !denied {
+        let rest = names.map(|name| async move { (name, nodes.get_opt(name).await) });
+        reads.extend(futures::future::join_all(rest).await);
+    }
     let mut zones = BTreeMap::new();
     let mut forbidden = false;
-    for (name, read) in futures::future::join_all(reads).await {
+    for (name, read) in reads {
         match read {
             Ok(Some(node)) => {
                 let zone = node.metadata.labels.and_then(|mut l| l.remove(ZONE_LABEL));
@@ -123,9 +150,10 @@ async fn zones(nodes: &Api<KubeNode>, names: &BTreeSet<String>) -> BTreeMap<Stri
         }
     }
     if forbidden {
-        info!(
+        warn!(
             "the ServiceAccount may not get nodes, so zones are unknown: pairing keeps replicas off \
-             their master's node only (grant it with the component components/placement)"
+             their master's node only (BOOTSTRAP_READ_NODES is set: is the ClusterRoleBinding of \
+             components/placement applied?)"
         );
     }
     zones

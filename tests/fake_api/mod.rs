@@ -19,7 +19,9 @@
 //!
 //! A test moves the StatefulSet through [`Stage`]s on a script (each change is a new
 //! resourceVersion and a watch event), and can switch on faults: a 403 on one verb, errors such as
-//! 503 for the next requests, or a server that starts listening late. Every request is recorded.
+//! 503 for the next requests, or a server that starts listening late. Like the real API with RBAC,
+//! it can also answer 403 to every call that given Role rules do not grant
+//! ([`FakeApi::grant_only`]). Every request is recorded.
 //!
 //! It listens on `127.0.<block>.1:6443`; [`FakeApi::kubeconfig`] writes the kubeconfig that points
 //! the binary at it (plain http, a bearer token).
@@ -104,6 +106,8 @@ struct State {
     events: Vec<(u64, String)>,
     /// `(verb, resource)` pairs answered with 403.
     forbidden: Vec<(String, String)>,
+    /// When set, the only `(verb, resource)` pairs answered without a 403, as RBAC grants.
+    granted: Option<Vec<(String, String)>>,
     /// The statuses of the next requests, an error each (503, 429...), before normal service.
     failing: VecDeque<u16>,
     requests: Vec<Request>,
@@ -204,6 +208,12 @@ impl FakeApi {
             .unwrap()
             .forbidden
             .push((verb.into(), resource.into()));
+    }
+
+    /// Answers 403 to every `(verb, resource)` not in `granted`, from now on, as the API server does
+    /// for a ServiceAccount whose Roles grant only those (resource names are not checked).
+    pub fn grant_only(&self, granted: &[(String, String)]) {
+        self.shared.state.lock().unwrap().granted = Some(granted.to_vec());
     }
 
     /// Answers the next `count` requests (after those already set to fail) with `code`: 503,
@@ -460,11 +470,13 @@ impl Shared {
             return Some(response);
         }
         let (verb, resource) = route.verb_and_resource();
-        if !state
-            .forbidden
-            .iter()
-            .any(|(v, r)| v == verb && r == resource)
-        {
+        let is = |(v, r): &(String, String)| v == verb && r == resource;
+        let denied = state.forbidden.iter().any(is)
+            || state
+                .granted
+                .as_ref()
+                .is_some_and(|granted| !granted.iter().any(is));
+        if !denied || matches!(route, Route::Unknown) {
             return None;
         }
         // The API server's wording, naming the ServiceAccount, verb, resource and namespace.
