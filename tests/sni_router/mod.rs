@@ -26,22 +26,32 @@ struct State {
     refused: Vec<String>,
 }
 
-/// A running router; it stops with the runtime it was started on.
+/// A running router; it stops when dropped.
 pub struct SniRouter {
     /// Where clients connect.
     pub addr: SocketAddr,
     /// The address it connects to backends from.
     pub source: IpAddr,
     state: Arc<Mutex<State>>,
+    /// Its own runtime, as Traefik is its own process: a client that blocks its runtime's
+    /// threads cannot stall the router it waits for.
+    _runtime: tokio::runtime::Runtime,
 }
 
 impl SniRouter {
     /// Listens on `addr`; connects to backends from `source`.
-    pub async fn start(addr: SocketAddr, source: IpAddr) -> SniRouter {
-        let listener = TcpListener::bind(addr).await.expect("bind the router");
+    pub fn start(addr: SocketAddr, source: IpAddr) -> SniRouter {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = runtime
+            .block_on(TcpListener::bind(addr))
+            .expect("bind the router");
         let state = Arc::new(Mutex::new(State::default()));
         let shared = state.clone();
-        tokio::spawn(async move {
+        runtime.spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 tokio::spawn(forward(client, source, shared.clone()));
             }
@@ -50,6 +60,7 @@ impl SniRouter {
             addr,
             source,
             state,
+            _runtime: runtime,
         }
     }
 
