@@ -7,12 +7,17 @@
 //! It writes and reads back a key in each of the 16384 slots; every connection it opens goes
 //! through the router (the nodes' `CLIENT LIST` shows no other client address); it keeps working
 //! after a `CLUSTER FAILOVER` and, with a new client, after every node restarted on a new IP and
-//! the bootstrap re-meshed them. The bootstrap forms the cluster of these nodes as of any other.
+//! the bootstrap re-meshed them. The bootstrap forms the cluster of these nodes as of any other,
+//! and in Kubernetes mode it replaces a pod that lost its volume, knowing `redis-app-N.<domain>`
+//! for pod `redis-app-N`.
 //!
 //! Needs `kubectl` (the rendering). Loopback blocks 245 (the nodes; the router on .1, connecting
-//! from .2) and 246 (the nodes after the restart).
+//! from .2), 246 (the nodes after the restart) and 247 (Kubernetes mode: the fake API server and
+//! DNS on .1).
 
 mod common;
+mod dns;
+mod fake_api;
 mod kustomize;
 mod sni_router;
 
@@ -30,6 +35,7 @@ use sni_router::{SniRouter, passthrough_routes};
 
 const BLOCK: u8 = 245;
 const RESTARTED: u8 = 246;
+const KUBERNETES: u8 = 247;
 const PODS: usize = 6;
 
 /// The domain set in components/external-access, as rendered.
@@ -405,4 +411,79 @@ fn a_cluster_client_outside_kubernetes_reaches_every_node_through_the_sni_router
     assert_eq!(read, keys.len());
     assert_only_the_router_connects(&nodes, &router);
     assert_only_pod_names(&asked, &router, &domain);
+}
+
+/// Kubernetes mode, with nodes announcing `redis-app-N.<domain>` (plaintext: the names matter
+/// here, not TLS): the report names every pod; pod 4 comes back empty with a new node ID (its
+/// volume lost) and the next run forgets the old ID and makes the new node the replica its shard
+/// lacks, which it does only when the old ID's announced name is pod `redis-app-4`'s.
+#[test]
+fn the_bootstrap_maps_external_names_to_pods_and_replaces_a_lost_volume() {
+    let domain = "redis.example.com";
+    let api = fake_api::FakeApi::start(KUBERNETES, "infra");
+    let dns = dns::FakeDns::start(KUBERNETES);
+    let options: Vec<Options> = (0..PODS)
+        .map(|i| Options {
+            extra: vec![
+                "--cluster-announce-hostname".into(),
+                format!("redis-app-{i}.{domain}"),
+                "--cluster-preferred-endpoint-type".into(),
+                "hostname".into(),
+            ],
+            ..Options::default()
+        })
+        .collect();
+    let mut nodes: Vec<RedisNode> = (0..PODS)
+        .map(|i| RedisNode::start(&ip(KUBERNETES, i), &options[i]))
+        .collect();
+    for (i, node) in nodes.iter().enumerate() {
+        let host = format!("redis-app-{i}.redis-service.infra.svc.cluster.local");
+        dns.add(&host, node.addr.ip());
+    }
+    api.show(&fake_api::Stage::ready(PODS as i32, PODS));
+    let kubeconfig = api.kubeconfig("infra");
+    let server = dns.addr.to_string();
+    let run = || {
+        bootstrap(&[
+            ("KUBECONFIG", kubeconfig.as_str()),
+            ("BOOTSTRAP_DNS_SERVER", server.as_str()),
+            ("BOOTSTRAP_READY_TIMEOUT", "60s"),
+            ("BOOTSTRAP_CONVERGE_TIMEOUT", "60s"),
+        ])
+    };
+    let formed = run();
+    assert_eq!(formed.code, 0, "{formed:?}");
+    for (i, node) in nodes.iter().enumerate() {
+        let row = formed
+            .stdout
+            .lines()
+            .find(|l| l.contains(&node.host_port()))
+            .unwrap_or_else(|| panic!("no row for {}: {formed:?}", node.addr));
+        assert!(row.starts_with(&format!("redis-app-{i} ")), "{row}");
+    }
+
+    let lost = nodes[4].id();
+    wipe(&mut nodes[4]);
+    // Back on the same address only once the others agree it failed: a node at the old address
+    // answering with a new ID keeps their links to the old ID alive.
+    let others: Vec<&RedisNode> = nodes
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 4)
+        .map(|(_, n)| n)
+        .collect();
+    wait_failed(&others, &lost);
+    nodes[4].restart_on(&ip(KUBERNETES, 4), &options[4]);
+    assert_ne!(nodes[4].id(), lost);
+    let replaced = run();
+    assert_eq!(replaced.code, 0, "{replaced:?}");
+    assert!(replaced.stdout.contains("decision=replace"), "{replaced:?}");
+    let (ok, text) = cluster_check(&nodes[0]);
+    assert!(ok, "{text}");
+    for node in &nodes {
+        assert!(!node.cli(&["cluster", "nodes"]).contains(&lost));
+    }
+    let events = api.events();
+    let reasons: Vec<_> = events.iter().filter_map(|e| e.reason.as_deref()).collect();
+    assert_eq!(reasons, ["Formed", "Replaced"], "{events:#?}");
 }
