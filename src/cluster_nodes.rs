@@ -62,6 +62,21 @@ impl ClusterNode {
     pub fn has_slots(&self) -> bool {
         !self.slots.is_empty()
     }
+
+    /// The pod this node announces: the first DNS label of its announced hostname. A node
+    /// announces its pod name (`redis-app-0`, the base) or a name under the domain clients outside
+    /// Kubernetes use (`redis-app-0.redis.example.com`, components/external-access); both are pod
+    /// `redis-app-0`, so what the nodes tell clients never changes which pod an ID belongs to.
+    pub fn announced_pod(&self) -> Option<&str> {
+        let hostname = self.hostname.as_deref()?;
+        hostname.split('.').next().filter(|pod| !pod.is_empty())
+    }
+
+    /// True when the announced hostname names `node` (a pod name, or a static host as written):
+    /// the hostname itself, or its first label ([`ClusterNode::announced_pod`]).
+    pub fn announces(&self, node: &str) -> bool {
+        self.hostname.as_deref() == Some(node) || self.announced_pod() == Some(node)
+    }
 }
 
 /// Parses the whole `CLUSTER NODES` reply.
@@ -176,6 +191,28 @@ e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 127.0.0.14:6379@16379 slave 07c37dfeb23
         let empty = parse("a 127.0.0.1:6379@16379, master - 0 0 1 connected").unwrap();
         assert_eq!(empty[0].hostname, None);
         assert_eq!(empty[0].addr, Some("127.0.0.1:6379".parse().unwrap()));
+    }
+
+    #[test]
+    fn the_pod_is_the_announced_names_first_label_in_both_forms() {
+        let line = |hostname: &str| {
+            parse(&format!(
+                "a 10.0.0.5:6379@16379,{hostname} master - 0 0 1 connected"
+            ))
+            .unwrap()[0]
+                .clone()
+        };
+        let short = line("redis-app-2");
+        let external = line("redis-app-2.redis.example.com");
+        for node in [&short, &external] {
+            assert_eq!(node.announced_pod(), Some("redis-app-2"));
+            assert!(node.announces("redis-app-2"));
+            assert!(!node.announces("redis-app-20") && !node.announces("redis-app"));
+        }
+        // A static host written in full is announced in full.
+        assert!(external.announces("redis-app-2.redis.example.com"));
+        assert!(!short.announces("redis-app-2.redis.example.com"));
+        assert_eq!(parse(FORMED).unwrap()[0].announced_pod(), None);
     }
 
     #[test]

@@ -186,8 +186,16 @@ impl Rendered {
         self.one()
     }
 
+    /// The headless Service that names the pods (components/external-access adds one ClusterIP
+    /// Service per pod beside it).
     fn service(&self) -> Service {
-        self.one()
+        let mut headless: Vec<Service> = self
+            .all::<Service>()
+            .into_iter()
+            .filter(|s| s.spec.as_ref().and_then(|s| s.cluster_ip.as_deref()) == Some("None"))
+            .collect();
+        assert_eq!(headless.len(), 1, "{}: one headless Service", self.dir);
+        headless.remove(0)
     }
 }
 
@@ -1463,10 +1471,11 @@ fn every_node_announces_its_pod_ip_and_name_and_all_pods_start_at_once() {
         let command = [strings(&redis.command), strings(&redis.args)]
             .concat()
             .join(" ");
-        // The kubelet expands $(VAR) in command and args; the production shell expands "$VAR".
+        // The kubelet expands $(VAR) in command and args; the production shell expands "$VAR"
+        // (and appends components/external-access's domain when it is set).
         let announced = [
             "--cluster-announce-ip $(POD_IP) --cluster-announce-hostname $(POD_NAME)",
-            "--cluster-announce-ip \"$POD_IP\" --cluster-announce-hostname \"$POD_NAME\"",
+            "--cluster-announce-ip \"$POD_IP\" --cluster-announce-hostname \"$POD_NAME",
         ];
         assert!(
             announced.iter().any(|a| command.contains(a)),

@@ -51,6 +51,22 @@ fn custom<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {kind} {name}"))
 }
 
+/// The ConfigMap redis-conf (its name carries a hash; components may add other ConfigMaps).
+fn redis_conf(docs: &[Value]) -> ConfigMap {
+    let configs: Vec<ConfigMap> = all::<ConfigMap>(docs)
+        .into_iter()
+        .filter(|c| {
+            c.metadata
+                .name
+                .as_deref()
+                .unwrap()
+                .starts_with("redis-conf-")
+        })
+        .collect();
+    assert_eq!(configs.len(), 1, "expected one ConfigMap redis-conf");
+    configs.into_iter().next().unwrap()
+}
+
 fn pod_of_statefulset(docs: &[Value]) -> PodSpec {
     one::<StatefulSet>(docs)
         .spec
@@ -221,7 +237,7 @@ fn production_turns_on_tls_everywhere_from_one_secret() {
     .unwrap();
     assert_eq!(kustomization["kind"], "Component");
 
-    let config: ConfigMap = one(&docs);
+    let config = redis_conf(&docs);
     let tls = &config.data.unwrap()["tls.conf"];
     let directives: Vec<&str> = tls
         .lines()
@@ -371,7 +387,8 @@ fn match_labels(peer: &NetworkPolicyPeer) -> Vec<(String, String)> {
 fn the_network_policy_fences_the_bus_and_production_the_client_port() {
     for dir in ALL {
         let docs = render(dir);
-        let policy: NetworkPolicy = one(&docs);
+        let policy: NetworkPolicy =
+            serde_json::from_value(custom(&docs, "NetworkPolicy", "redis").clone()).unwrap();
         let sts: StatefulSet = one(&docs);
         let selector = sts.spec.as_ref().unwrap().selector.match_labels.clone();
         let spec = policy.spec.unwrap();
@@ -690,7 +707,7 @@ fn production_redis_starts_with_tls_and_the_acl_users() {
         .replace("/etc/redis", etc.to_str().unwrap())
         .replace("/var/lib/redis", data.to_str().unwrap())
     };
-    let config: ConfigMap = one(&docs);
+    let config = redis_conf(&docs);
     let files = config.data.unwrap();
     std::fs::write(
         etc.join("redis.conf"),

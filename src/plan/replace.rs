@@ -116,8 +116,9 @@ pub(super) fn replace(
     }
     if let Some(id) = lost {
         for o in observations {
-            if let Some(h) = o.knows(id).and_then(|l| l.hostname.as_deref())
-                && h != newcomer.name
+            if let Some(line) = o.knows(id)
+                && let Some(h) = line.hostname.as_deref()
+                && !line.announces(&newcomer.name)
             {
                 return Err(format!(
                     "lost node {id} announced hostname {h}, but the empty node is {newcomer}: \
@@ -217,8 +218,8 @@ fn known<'a>(o: &'a Observation, id: &str) -> Option<&'a ClusterNode> {
 
 /// A lost node as a person finds it: its announced hostname, or the pod now at its last address.
 pub(super) fn who(nodes: &[Node], seen: &[&ClusterNode]) -> String {
-    if let Some(h) = seen.iter().find_map(|l| l.hostname.as_deref()) {
-        return format!("pod {h}");
+    if let Some(pod) = seen.iter().find_map(|l| l.announced_pod()) {
+        return format!("pod {pod}");
     }
     match seen.iter().find_map(|l| l.addr) {
         Some(addr) => match nodes.iter().find(|n| n.addr == addr) {

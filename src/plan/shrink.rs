@@ -41,11 +41,7 @@ pub(super) fn shrink(
     let lines = || removed.values().flatten();
     if removed.is_empty()
         || lines().any(|l| !l.flags.handshake && !l.flags.fail && !l.flags.pfail)
-        || lines().any(|l| {
-            l.hostname
-                .as_deref()
-                .is_some_and(|h| nodes.iter().any(|n| n.name == h))
-        })
+        || lines().any(|l| nodes.iter().any(|n| l.announces(&n.name)))
         || !whole_cluster(layout, observations)
     {
         return None;

@@ -51,9 +51,8 @@ pub fn departed(nodes: &[Node], observations: &[Observation]) -> HashSet<String>
         l.flags.fail
             || l.flags.pfail
             || !l.connected
-            || l.hostname
-                .as_deref()
-                .is_some_and(|h| removed_pod(nodes, h) || nodes.iter().any(|n| n.name == h))
+            || l.announced_pod().is_some_and(|pod| removed_pod(nodes, pod))
+            || nodes.iter().any(|n| l.announces(&n.name))
     };
     strangers(observations)
         .into_iter()

@@ -125,7 +125,7 @@ impl Context {
     /// its address is unknown.
     pub fn peer(&self, line: &ClusterNode) -> Option<Node> {
         let addr = line.addr?;
-        let pod = line.hostname.as_deref().map(pod_of);
+        let pod = line.announced_pod();
         let name = pod.map_or_else(|| addr.to_string(), str::to_string);
         let node = Node::new(name, addr);
         Some(match (&self.peers, pod) {
@@ -147,7 +147,7 @@ impl Context {
                 let mut pods: Vec<&str> = known
                     .iter()
                     .filter(|n| !n.flags.myself)
-                    .filter_map(|n| n.hostname.as_deref().map(pod_of))
+                    .filter_map(ClusterNode::announced_pod)
                     .collect();
                 pods.sort_unstable();
                 pods.dedup();
@@ -176,12 +176,6 @@ impl Context {
             .flatten()
             .collect()
     }
-}
-
-/// The pod name in an announced hostname: `redis-app-3` of `redis-app-3` or of
-/// `redis-app-3.redis.example.com` (a node announcing its external name).
-pub fn pod_of(hostname: &str) -> &str {
-    hostname.split('.').next().unwrap_or(hostname)
 }
 
 /// The pod's name: `POD_NAME` (the StatefulSet passes it), else `HOSTNAME` (a pod's hostname is

@@ -114,24 +114,30 @@ fn a_rerun_after_the_meet_only_replicates() {
     assert_eq!(p.steps, [replicate(4, 1)]);
 }
 
+/// The two forms a node announces its pod in: the pod name (the base) and the pod under the
+/// domain clients outside Kubernetes use (components/external-access).
+const ANNOUNCED_FORMS: [&str; 2] = ["", ".redis.example.com"];
+
 #[test]
 fn the_announced_hostname_must_be_the_empty_pods() {
     let (nodes, layout) = six();
-    let named = |name: &str| {
-        let mut obs = lost(&PAIRS, &SIX, 4);
-        for o in &mut obs {
-            for l in o.nodes.iter_mut().filter(|l| l.id == id(4)) {
-                l.hostname = Some(name.to_string());
+    for domain in ANNOUNCED_FORMS {
+        let named = |pod: &str| {
+            let mut obs = lost(&PAIRS, &SIX, 4);
+            for o in &mut obs {
+                for l in o.nodes.iter_mut().filter(|l| l.id == id(4)) {
+                    l.hostname = Some(format!("{pod}{domain}"));
+                }
             }
-        }
-        obs
-    };
-    let p = plan(&nodes, &layout, &named("redis-app-4")).unwrap();
-    assert_eq!(p.decision, Decision::Replace);
-    assert_refused(
-        &named("redis-app-9"),
-        &["redis-app-9", "redis-app-4", &id(4)],
-    );
+            obs
+        };
+        let p = plan(&nodes, &layout, &named("redis-app-4")).unwrap();
+        assert_eq!(p.decision, Decision::Replace, "{domain}");
+        assert_refused(
+            &named("redis-app-9"),
+            &["redis-app-9", "redis-app-4", &id(4)],
+        );
+    }
 }
 
 /// Pod 0, a master, lost its volume; every node flags its old ID `fail`, and it still owns
@@ -276,13 +282,15 @@ fn an_id_seen_gone_once_stays_gone_for_the_run() {
 #[test]
 fn an_old_id_announcing_a_pod_that_has_a_new_id_is_gone() {
     let (nodes, layout) = six();
-    let mut obs = lost(&PAIRS, &SIX, 4);
-    for o in obs.iter_mut() {
-        for l in o.nodes.iter_mut().filter(|l| l.id == id(4)) {
-            (l.flags.fail, l.connected) = (false, true);
-            l.hostname = Some("redis-app-4".into());
+    for domain in ANNOUNCED_FORMS {
+        let mut obs = lost(&PAIRS, &SIX, 4);
+        for o in obs.iter_mut() {
+            for l in o.nodes.iter_mut().filter(|l| l.id == id(4)) {
+                (l.flags.fail, l.connected) = (false, true);
+                l.hostname = Some(format!("redis-app-4{domain}"));
+            }
         }
+        let p = plan(&nodes, &layout, &obs).unwrap();
+        assert_eq!(p.decision, Decision::Waiting, "{domain}: {p:?}");
     }
-    let p = plan(&nodes, &layout, &obs).unwrap();
-    assert_eq!(p.decision, Decision::Waiting, "{p:?}");
 }

@@ -66,31 +66,34 @@ fn removed_pods_still_shutting_down_are_waited_for() {
         Some(0),
     ];
     let slots = ["0-5460", "5461-10922", "10923-16383", "", "", "", "", ""];
-    let mut obs = cluster(&masters, &slots, here);
-    obs.truncate(6);
-    let why = plan(&nodes, &layout, &obs).unwrap_err();
-    assert!(why.contains("another cluster"), "{why}");
+    // The pod names as announced by the base, and under components/external-access's domain.
+    for domain in ["", ".redis.example.com"] {
+        let mut obs = cluster(&masters, &slots, here);
+        obs.truncate(6);
+        let why = plan(&nodes, &layout, &obs).unwrap_err();
+        assert!(why.contains("another cluster"), "{why}");
 
-    for o in &mut obs {
-        for line in o.nodes.iter_mut() {
-            line.hostname = Some(format!(
-                "redis-app-{}",
-                usize::from_str_radix(&line.id, 16).unwrap() - 1
-            ));
+        for o in &mut obs {
+            for line in o.nodes.iter_mut() {
+                line.hostname = Some(format!(
+                    "redis-app-{}{domain}",
+                    usize::from_str_radix(&line.id, 16).unwrap() - 1
+                ));
+            }
         }
-    }
-    let p = plan(&nodes, &layout, &obs).unwrap();
-    assert_eq!(p.decision, Decision::Waiting, "{p:?}");
-    assert!(p.steps.is_empty());
-    let why = p.notes.join(" ");
-    assert!(why.contains(&id(6)) && why.contains(&id(7)), "{why}");
+        let p = plan(&nodes, &layout, &obs).unwrap();
+        assert_eq!(p.decision, Decision::Waiting, "{domain}: {p:?}");
+        assert!(p.steps.is_empty());
+        let why = p.notes.join(" ");
+        assert!(why.contains(&id(6)) && why.contains(&id(7)), "{why}");
 
-    // A name of another set is no pod of ours: a live node of another cluster.
-    for o in &mut obs {
-        for line in o.nodes.iter_mut().filter(|l| l.id == id(6)) {
-            line.hostname = Some("other-app-6".to_string());
+        // A name of another set is no pod of ours: a live node of another cluster.
+        for o in &mut obs {
+            for line in o.nodes.iter_mut().filter(|l| l.id == id(6)) {
+                line.hostname = Some(format!("other-app-6{domain}"));
+            }
         }
+        let why = plan(&nodes, &layout, &obs).unwrap_err();
+        assert!(why.contains("another cluster"), "{domain}: {why}");
     }
-    let why = plan(&nodes, &layout, &obs).unwrap_err();
-    assert!(why.contains("another cluster"), "{why}");
 }
