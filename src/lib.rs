@@ -49,6 +49,7 @@ pub mod observation;
 pub mod observe;
 pub mod pipeline;
 pub mod plan;
+pub mod relocate;
 pub mod report;
 pub mod resolve;
 pub mod settle;

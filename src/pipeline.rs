@@ -14,7 +14,7 @@ use crate::plan::{self, Decision};
 use crate::report::{self, Summary};
 use crate::settle;
 use crate::shutdown::Shutdown;
-use crate::{Error, Result, converge, form, kubernetes, migrate, observe, resolve};
+use crate::{Error, Result, converge, form, kubernetes, migrate, observe, relocate, resolve};
 
 /// Runs the program for these settings: finds the nodes, then bootstraps them. `shutdown` stops
 /// it at the next safe point.
@@ -149,6 +149,13 @@ pub async fn bootstrap(
             let plan =
                 plan::plan_remembering(nodes, &layout, observations, settings.drain_to, departed)
                     .map_err(Error::Refused)?;
+            let plan = plan::repair::complete(
+                plan,
+                nodes,
+                &layout,
+                observations,
+                settings.repair_placement,
+            );
             Ok(((layout, pairing), plan))
         },
     )
@@ -188,6 +195,11 @@ pub async fn bootstrap(
         steps: plan.steps.len(),
         phases: Vec::new(),
         shared_failure_domains: Vec::new(),
+        repairs: if plan.decision == Decision::Repair {
+            plan.notes.clone()
+        } else {
+            Vec::new()
+        },
     };
     if settings.dry_run {
         warn!("dry run: nothing was changed");
@@ -206,8 +218,20 @@ pub async fn bootstrap(
     let observations = if plan.decision == Decision::Formed {
         observations
     } else {
-        form::form(&clients, &plan, settings.converge_timeout, shutdown).await?;
-        timer.done("form");
+        if plan.decision == Decision::Repair {
+            relocate::relocate(
+                &clients,
+                &layout,
+                &plan,
+                settings.converge_timeout,
+                shutdown,
+            )
+            .await?;
+            timer.done("repair");
+        } else {
+            form::form(&clients, &plan, settings.converge_timeout, shutdown).await?;
+            timer.done("form");
+        }
         if plan
             .steps
             .iter()
@@ -324,6 +348,10 @@ fn explain(decision: Decision) -> &'static str {
         }
         Decision::Shrink => {
             "the StatefulSet shrank: forgetting the removed pods' node IDs on every node"
+        }
+        Decision::Repair => {
+            "the cluster is healthy but its replicas are not R per master, or share a machine \
+             with their master: re-pairing them one move at a time"
         }
         Decision::Waiting => {
             "a pod just left and not every node flags it fail yet; waiting for them to agree"

@@ -199,6 +199,7 @@ fn fresh_nodes_get_the_whole_plan_in_order() {
             Step::Replicate { .. } => 3,
             Step::Forget { .. } => 4,
             Step::CopyFunctions { .. } | Step::MoveSlots { .. } => 5,
+            Step::Failover { .. } => 6,
         })
         .collect();
     assert!(kinds.is_sorted(), "{kinds:?}");
