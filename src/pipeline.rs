@@ -14,7 +14,9 @@ use crate::plan::{self, Decision};
 use crate::report::{self, Summary};
 use crate::settle;
 use crate::shutdown::Shutdown;
-use crate::{Error, Result, converge, form, kubernetes, migrate, observe, relocate, resolve};
+use crate::{
+    Error, Result, agreement, converge, form, kubernetes, migrate, observe, relocate, resolve,
+};
 
 /// Runs the program for these settings: finds the nodes, then bootstraps them. `shutdown` stops
 /// it at the next safe point.
@@ -247,7 +249,14 @@ pub async fn bootstrap(
         )
         .await?;
         timer.done("converge");
-        agreed
+        if agreement::check(nodes, &layout, &agreed).is_ok() {
+            agreed
+        } else {
+            repair_replicas(
+                &clients, nodes, &layout, agreed, settings, shutdown, &mut timer,
+            )
+            .await?
+        }
     };
     info!(
         "every node agrees: {} masters, {} replicas, 16384 slots",
@@ -259,6 +268,57 @@ pub async fn bootstrap(
         plan::placement::shared(&plan::placement::observed_shards(&observations), nodes);
     report::print(settings.log_format, nodes, &observations, &summary);
     Ok(summary)
+}
+
+/// The cluster came out of the run healthy but not R replicas per master: Redis re-pointed a
+/// replica on its own meanwhile (a replica migration, a failover under load). Waiting would not
+/// change it: repair it, then wait for agreement once more.
+async fn repair_replicas(
+    clients: &[client::Client],
+    nodes: &[Node],
+    layout: &Layout,
+    observations: Vec<crate::observation::Observation>,
+    settings: &Settings,
+    shutdown: &Shutdown,
+    timer: &mut Timer,
+) -> Result<Vec<crate::observation::Observation>> {
+    let uneven = plan::Plan {
+        decision: Decision::Repair,
+        steps: Vec::new(),
+        notes: Vec::new(),
+    };
+    let repair = plan::repair::complete(
+        uneven,
+        nodes,
+        layout,
+        &observations,
+        settings.repair_placement,
+    );
+    warn!(
+        "the cluster is healthy but its replicas are not {} per master (Redis moved one on its \
+         own meanwhile): repairing it with {} move(s)",
+        layout.replicas_per_master,
+        repair.steps.len()
+    );
+    relocate::relocate(
+        clients,
+        layout,
+        &repair,
+        settings.converge_timeout,
+        shutdown,
+    )
+    .await?;
+    timer.done("repair");
+    let agreed = converge::converge(clients, layout, settings.converge_timeout).await?;
+    timer.done("converge");
+    match agreement::check(nodes, layout, &agreed) {
+        Ok(()) => Ok(agreed),
+        Err(problems) => Err(Error::Timeout {
+            phase: "convergence",
+            after: settings.converge_timeout,
+            detail: converge::summarize(&problems),
+        }),
+    }
 }
 
 /// Moves the plan's slots (grow, drain), after its other steps are done.
