@@ -583,6 +583,9 @@ mod tests {
         assert_eq!(s.converge_timeout, Duration::from_secs(120));
         assert!(s.nodes.is_none() && !s.dry_run && s.namespace.is_none());
         assert_eq!(s.log_format, LogFormat::Text);
+        assert!(s.repair_placement);
+        let off = settings(&[("BOOTSTRAP_REPAIR_PLACEMENT", "false")]).unwrap();
+        assert!(!off.repair_placement);
     }
 
     #[test]
@@ -596,6 +599,7 @@ mod tests {
             ("BOOTSTRAP_DNS_SERVER", "dns"),
             ("BOOTSTRAP_LOG_FORMAT", "xml"),
             ("BOOTSTRAP_DRY_RUN", "maybe"),
+            ("BOOTSTRAP_REPAIR_PLACEMENT", "sometimes"),
             ("BOOTSTRAP_DRAIN_TO", "six"),
             ("BOOTSTRAP_DRAIN_TO", "7"),
             ("BOOTSTRAP_DRAIN_TO", "4"),

@@ -253,6 +253,25 @@ mod tests {
         // Already drained: the CronJob's runs until the StatefulSet shrinks record nothing.
         drained.steps = 0;
         assert!(record_for(&Ok(drained)).is_none());
+        // A repair names each move first: the shard, the pods, their nodes.
+        let mut repaired = summary(Decision::Repair, "formed");
+        repaired.repairs = vec![
+            "repair: redis-app-3 (on worker-b) follows redis-app-2 (on worker-c) (shard 10923-16383)"
+                .into(),
+        ];
+        let record = record_for(&Ok(repaired.clone())).unwrap();
+        assert_eq!(
+            (record.warning, record.reason, record.action),
+            (false, "Repaired", "Repair")
+        );
+        assert!(
+            record.note.starts_with("repair: redis-app-3 (on worker-b)"),
+            "{}",
+            record.note
+        );
+        assert!(record.note.contains("decision=repair"), "{}", record.note);
+        repaired.steps = 0;
+        assert!(record_for(&Ok(repaired)).is_none());
     }
 
     #[test]
