@@ -60,7 +60,7 @@ const UNEVEN_FOR: Duration = Duration::from_secs(2);
 const NUDGES_PER_NODE: usize = 4;
 
 /// Polls until every node agrees, or fails after `timeout` naming what is still missing. Also
-/// returns, for the caller to repair, once the cluster has been healthy for [`UNEVEN_FOR`] but for
+/// returns, for the caller to repair, once the cluster has been healthy for 2 s but for
 /// its replicas not being R per master ([`agreement::healthy`]).
 pub async fn converge(
     clients: &[Client],
