@@ -154,6 +154,23 @@ async fn read_live(nodes: &[RedisNode], count: usize) -> usize {
     found
 }
 
+/// Runs the bootstrap while a client writes; returns the run and how many writes were
+/// acknowledged (at least one).
+fn run_while_writing(world: &World, rt: &tokio::runtime::Runtime) -> (Run, usize) {
+    let (stop, written) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let addrs: Vec<_> = world.pods.iter().map(|n| n.addr).collect();
+    let task = rt.spawn(writer(addrs, stop.clone(), written.clone()));
+    let run = world.bootstrap(&[]);
+    stop.store(true, Ordering::Relaxed);
+    rt.block_on(task).unwrap();
+    let live = written.load(Ordering::Relaxed);
+    assert!(live > 0, "the writer wrote nothing during the run");
+    (run, live)
+}
+
 /// The "moved" placement: every shard's pods on one Kubernetes node of its own, as after a full
 /// restart that the scheduler spread badly.
 fn stacked(shards: &[(usize, Vec<usize>)], nodes: &[&'static str]) -> Vec<&'static str> {
@@ -194,15 +211,7 @@ fn repaired_while_writing(block: u8, on: &[&'static str], replicas: usize) -> Wo
     assert!(dry.stdout.contains("CLUSTER REPLICATE"), "{dry:?}");
     assert_no_writes(&world.pods);
 
-    let (stop, written) = (
-        Arc::new(AtomicBool::new(false)),
-        Arc::new(AtomicUsize::new(0)),
-    );
-    let addrs: Vec<_> = world.pods.iter().map(|n| n.addr).collect();
-    let task = rt.spawn(writer(addrs, stop.clone(), written.clone()));
-    let run = world.bootstrap(&[]);
-    stop.store(true, Ordering::Relaxed);
-    rt.block_on(task).unwrap();
+    let (run, live) = run_while_writing(&world, &rt);
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.stdout.contains("decision=repair"), "{run:?}");
     run.stderr
@@ -224,8 +233,6 @@ fn repaired_while_writing(block: u8, on: &[&'static str], replicas: usize) -> Wo
     assert!(!run.stderr.contains("shared failure domain"), "{run:?}");
     let (ok, check) = cluster_check(&world.pods[0]);
     assert!(ok, "{check}");
-    let live = written.load(Ordering::Relaxed);
-    assert!(live > 0, "the writer wrote nothing during the repair");
     assert_eq!(rt.block_on(read_keys(&world.pods, KEYS)), KEYS);
     assert_eq!(rt.block_on(read_live(&world.pods, live)), live);
     let repaired = world.events("Repaired");
@@ -244,7 +251,7 @@ fn repaired_while_writing(block: u8, on: &[&'static str], replicas: usize) -> Wo
 }
 
 #[test]
-fn six_pods_stacked_by_shard_are_repaired_and_an_impossible_placement_is_left_alone() {
+fn six_pods_stacked_by_shard_are_repaired_an_impossible_placement_left_alone_masters_spread() {
     let world = repaired_while_writing(
         192,
         &[
@@ -274,6 +281,38 @@ fn six_pods_stacked_by_shard_are_repaired_and_an_impossible_placement_is_left_al
         events,
         "a formed cluster costs no Event"
     );
+
+    // Every master on one node (as after failovers), each replica on a node of its own: the pairs
+    // are apart, but losing that node would leave no majority to vote a failover. Manual
+    // failovers to the synced replicas spread them, writes going on.
+    world.api.add_node("worker-d", None);
+    let mut on = [""; 6];
+    let spare = ["worker-b", "worker-c", "worker-d"];
+    for (k, (master, replicas)) in world.shards().iter().enumerate() {
+        on[*master] = "worker-a";
+        on[replicas[0]] = spare[k];
+    }
+    world.api.place(&on);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (run, live) = run_while_writing(&world, &rt);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("decision=repair"), "{run:?}");
+    assert!(run.stderr.contains("CLUSTER FAILOVER"), "{run:?}");
+    let shards = world.shards();
+    let on_a = shards.iter().filter(|(m, _)| on[*m] == "worker-a").count();
+    assert!(on_a <= 1, "{shards:?} on {on:?}\n{run:?}");
+    for (master, followers) in &shards {
+        assert_eq!(followers.len(), 1, "{shards:?}");
+        assert_ne!(on[followers[0]], on[*master], "{shards:?} on {on:?}");
+    }
+    let (ok, check) = cluster_check(&world.pods[0]);
+    assert!(ok, "{check}");
+    assert_eq!(rt.block_on(read_keys(&world.pods, KEYS)), KEYS);
+    assert_eq!(rt.block_on(read_live(&world.pods, live)), live);
+    reset_stats(&world.pods);
+    let again = world.bootstrap(&[]);
+    assert!(again.stdout.contains("decision=formed"), "{again:?}");
+    assert_no_writes(&world.pods);
 }
 
 /// Redis only: twelve nodes cost ~25 s, and the Valkey rerun of the six-pod test covers the same

@@ -281,15 +281,31 @@ fn target(places: &[Place], r: usize, domains: &Domains, current: &State, spread
         (rank(got.0) <= rank(goal.0) && got.1 <= goal.1).then_some(choice.pairing.masters)
     };
     let reaches = |pinned: &[bool]| reaches_with(&current.masters, pinned);
-    // One failover inside a shard, when it reaches the goal, before any master is chosen anew.
+    // Failovers inside shards, when they reach the goal, before any master is chosen anew: one
+    // that reaches it, else the one that unloads the most crowded domain most, and again.
     let within = || {
-        (0..m).find_map(|k| {
-            current.replicas(k).find_map(|p| {
-                let mut masters = current.masters.clone();
-                masters[k] = p;
-                reaches_with(&masters, &vec![true; m])
-            })
-        })
+        let all = vec![true; m];
+        let mut masters = current.masters.clone();
+        for _ in 0..m {
+            let mut best: Option<((usize, usize), Vec<usize>)> = None;
+            for k in 0..m {
+                for p in (0..n).filter(|&p| current.shard[p] == k && p != masters[k]) {
+                    let mut tried = masters.clone();
+                    tried[k] = p;
+                    if let Some(done) = reaches_with(&tried, &all) {
+                        return Some(done);
+                    }
+                    let load = crowding(domains, &tried);
+                    if load < crowding(domains, &masters)
+                        && best.as_ref().is_none_or(|(b, _)| load < *b)
+                    {
+                        best = Some((load, tried));
+                    }
+                }
+            }
+            masters = best?.1;
+        }
+        None
     };
     let masters = loop {
         if let Some(masters) = reaches(&pinned) {
@@ -339,6 +355,21 @@ fn target(places: &[Place], r: usize, domains: &Domains, current: &State, spread
         &masters,
     );
     State { masters, shard }
+}
+
+/// (Most masters in one zone, most masters on one node).
+fn crowding(domains: &Domains, masters: &[usize]) -> (usize, usize) {
+    let most = |d: &[usize]| {
+        let mut load: HashMap<usize, usize> = HashMap::new();
+        for &p in masters {
+            *load.entry(d[p]).or_default() += 1;
+        }
+        load.into_values().max().unwrap_or(0)
+    };
+    (
+        domains.zones.as_deref().map_or(0, most),
+        most(&domains.nodes),
+    )
 }
 
 /// How strict a separation is: lower is stricter.

@@ -170,11 +170,13 @@ fn masters_gathered_on_one_node_are_spread_by_failovers() {
     let end = replay(&shards, &repair.moves);
     let after = score(&places, 1, &end);
     assert_eq!((after.node_majority, after.unsafe_nodes), (0, 0), "{end:?}");
+    // Two failovers inside their shards, no replica moved.
+    assert_eq!(repair.moves.len(), 2, "{:?}", repair.moves);
     assert!(
         repair
             .moves
             .iter()
-            .any(|m| matches!(m, Move::Failover { .. }))
+            .all(|m| matches!(m, Move::Failover { .. }))
     );
 }
 
