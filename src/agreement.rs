@@ -23,6 +23,26 @@ pub fn check(
     layout: &Layout,
     observations: &[Observation],
 ) -> Result<(), Vec<String>> {
+    check_with(nodes, layout, observations, true)
+}
+
+/// [`check`], except that masters need not have exactly R replicas each: the cluster is healthy
+/// (every node agrees, every slot served, every replica in sync, M masters) and only the replicas
+/// are spread unevenly, or on their way from one master to another during a placement repair.
+pub fn healthy(
+    nodes: &[Node],
+    layout: &Layout,
+    observations: &[Observation],
+) -> Result<(), Vec<String>> {
+    check_with(nodes, layout, observations, false)
+}
+
+fn check_with(
+    nodes: &[Node],
+    layout: &Layout,
+    observations: &[Observation],
+    exact_replicas: bool,
+) -> Result<(), Vec<String>> {
     let mut problems = Vec::new();
     let index: HashMap<&str, usize> = observations
         .iter()
@@ -95,7 +115,7 @@ pub fn check(
         }
     }
     if let Some(first) = &first
-        && let Err(shape) = shape(first, layout)
+        && let Err(shape) = shape(first, layout, exact_replicas)
     {
         problems.push(shape);
     }
@@ -126,8 +146,9 @@ fn topology(o: &Observation) -> Topology<'_> {
         .collect()
 }
 
-/// M masters that own slots, each followed by exactly R replicas, and nothing else.
-fn shape(view: &Topology, layout: &Layout) -> Result<(), String> {
+/// M masters that own slots, each followed by exactly R replicas (any number when not
+/// `exact_replicas`), and nothing else.
+fn shape(view: &Topology, layout: &Layout, exact_replicas: bool) -> Result<(), String> {
     let masters: Vec<&str> = view
         .iter()
         .filter(|(_, (master, slots))| master.is_none() && !slots.is_empty())
@@ -147,7 +168,7 @@ fn shape(view: &Topology, layout: &Layout) -> Result<(), String> {
         .iter()
         .filter(|m| replicas.get(*m).copied().unwrap_or(0) != layout.replicas_per_master)
         .count();
-    if masters.len() == layout.masters && idle == 0 && uneven == 0 {
+    if masters.len() == layout.masters && idle == 0 && (uneven == 0 || !exact_replicas) {
         Ok(())
     } else {
         Err(format!(

@@ -55,8 +55,8 @@ pub const SENT: &[Entry] = &[
     ),
     (
         "cluster|failover",
-        "handover (preStop): a replica takes over from its stopping master; never FORCE or \
-         TAKEOVER, so the master pauses writes until the replica has caught up",
+        "handover (preStop) and repair placement: a synced replica takes over from its master; \
+         never FORCE or TAKEOVER, so the master pauses writes until the replica has caught up",
     ),
     (
         "cluster|forget",
@@ -187,13 +187,12 @@ pub fn acl_name(cmd: &redis::Cmd) -> String {
 /// command is sent.
 pub fn check(cmd: &redis::Cmd) -> Result<(), Error> {
     let name = acl_name(cmd);
-    // An ACL cannot tell `CLUSTER FAILOVER` from `CLUSTER FAILOVER FORCE` or `TAKEOVER`, which
-    // promote a replica without waiting for it to catch up (writes lost): only the bare form is
-    // ever sent.
+    // An ACL rule cannot tell a manual failover from `FAILOVER FORCE` or `TAKEOVER` (which skip
+    // the master's consent and its last writes): only the bare form may leave.
     if name == "cluster|failover" && cmd.args_iter().count() > 2 {
         return Err(Error::Internal(
-            "`cluster|failover` with FORCE or TAKEOVER is never sent (it may lose writes): not \
-             sent; this is a bug, please report it"
+            "`cluster|failover` with an option (FORCE, TAKEOVER) is never sent: not sent; this is \
+             a bug, please report it"
                 .into(),
         ));
     }
@@ -245,7 +244,7 @@ mod tests {
             assert!(!err.contains('\n'), "{err}");
         }
         assert!(check(redis::cmd("CLUSTER").arg("MEET").arg("a").arg(1)).is_ok());
-        // The handover's manual failover, which waits for the replica to catch up.
+        // A manual failover (the handover, a placement repair): the bare form only.
         assert!(check(redis::cmd("CLUSTER").arg("FAILOVER")).is_ok());
     }
 

@@ -121,6 +121,12 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "false",
         "observe and print the plan, change nothing",
     ),
+    (
+        "BOOTSTRAP_REPAIR_PLACEMENT",
+        "true",
+        "on a healthy cluster, re-pair replicas (CLUSTER REPLICATE, manual CLUSTER FAILOVER) so no \
+         shard lives on one node or zone; false: for pods placed by hand",
+    ),
 ];
 
 /// How logs (and the report) are written.
@@ -187,6 +193,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// Observe and plan only.
     pub dry_run: bool,
+    /// Repair the placement of a formed cluster (`BOOTSTRAP_REPAIR_PLACEMENT`).
+    pub repair_placement: bool,
 }
 
 impl std::fmt::Debug for Settings {
@@ -212,6 +220,7 @@ impl std::fmt::Debug for Settings {
             .field("tls_files", &self.tls_files)
             .field("log_format", &self.log_format)
             .field("dry_run", &self.dry_run)
+            .field("repair_placement", &self.repair_placement)
             .finish()
     }
 }
@@ -241,6 +250,7 @@ struct Raw {
     read_nodes: Option<String>,
     log_format: Option<String>,
     dry_run: Option<String>,
+    repair_placement: Option<String>,
 }
 
 impl Settings {
@@ -374,6 +384,7 @@ impl Settings {
             tls: None,
             log_format,
             dry_run,
+            repair_placement: boolean("BOOTSTRAP_REPAIR_PLACEMENT", raw.repair_placement, true)?,
         })
     }
 }
@@ -485,6 +496,23 @@ fn credentials(
 }
 
 /// `BOOTSTRAP_DRAIN_TO`: whole shards (a multiple of 1+R), at least 3 masters' worth.
+/// A `true`/`false` variable (also `1`/`0`, `yes`/`no`), `default` when unset.
+fn boolean(name: &str, value: Option<String>, default: bool) -> Result<bool, Error> {
+    match value
+        .as_deref()
+        .map(|v| v.trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        None => Ok(default),
+        Some("true" | "1" | "yes") => Ok(true),
+        Some("false" | "0" | "no") => Ok(false),
+        Some(_) => Err(Error::Config(format!(
+            "{name}={:?} is not valid: expected true or false",
+            value.unwrap_or_default()
+        ))),
+    }
+}
+
 fn drain_to(value: &str, replicas_per_master: usize) -> Result<usize, Error> {
     let group = replicas_per_master + 1;
     let n = value.trim().parse::<usize>().map_err(|_| {
@@ -633,6 +661,9 @@ mod tests {
         assert_eq!(s.when_not_ready, WhenNotReady::Fail);
         assert_eq!(s.handover_timeout, Duration::from_secs(30));
         assert_eq!(s.rejoin_timeout, Duration::from_secs(600));
+        assert!(s.repair_placement);
+        let off = settings(&[("BOOTSTRAP_REPAIR_PLACEMENT", "false")]).unwrap();
+        assert!(!off.repair_placement);
     }
 
     #[test]
@@ -650,6 +681,7 @@ mod tests {
             ("BOOTSTRAP_LOG_FORMAT", "xml"),
             ("BOOTSTRAP_DRY_RUN", "maybe"),
             ("BOOTSTRAP_READ_NODES", "zones"),
+            ("BOOTSTRAP_REPAIR_PLACEMENT", "sometimes"),
             ("BOOTSTRAP_DRAIN_TO", "six"),
             ("BOOTSTRAP_DRAIN_TO", "7"),
             ("BOOTSTRAP_DRAIN_TO", "4"),

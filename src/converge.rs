@@ -50,10 +50,18 @@ fn nudge_after(nodes: usize) -> Duration {
     Duration::from_millis(200 + 8 * nodes as u64)
 }
 
+/// How long the cluster may stay healthy with its replicas not R per master before
+/// [`converge`] hands it back for a repair: every planned `CLUSTER REPLICATE` was sent before the
+/// wait, so a layout that every node agrees on, links up, is Redis's own doing (a replica
+/// migration, a failover) and will not change by itself.
+const UNEVEN_FOR: Duration = Duration::from_secs(2);
+
 /// At most this many nudges per node and round.
 const NUDGES_PER_NODE: usize = 4;
 
-/// Polls until every node agrees, or fails after `timeout` naming what is still missing.
+/// Polls until every node agrees, or fails after `timeout` naming what is still missing. Also
+/// returns, for the caller to repair, once the cluster has been healthy for 2 s but for
+/// its replicas not being R per master ([`agreement::healthy`]).
 pub async fn converge(
     clients: &[Client],
     layout: &Layout,
@@ -70,6 +78,7 @@ pub async fn converge(
     let mut last_full: Option<Instant> = None;
     let mut stale_since: HashMap<(usize, usize), Instant> = HashMap::new();
     let mut down_since: HashMap<usize, Instant> = HashMap::new();
+    let mut uneven_since: Option<Instant> = None;
     // The nodes that have not passed the cheap check yet.
     let mut waiting: Vec<usize> = (0..clients.len()).collect();
     let mut problems = Vec::new();
@@ -103,6 +112,15 @@ pub async fn converge(
                     let verdict = agreement::check(&nodes, layout, &observations);
                     if waiting.is_empty() && verdict.is_ok() {
                         return Ok(observations);
+                    }
+                    if waiting.is_empty()
+                        && agreement::healthy(&nodes, layout, &observations).is_ok()
+                    {
+                        if uneven_since.get_or_insert_with(Instant::now).elapsed() >= UNEVEN_FOR {
+                            return Ok(observations);
+                        }
+                    } else {
+                        uneven_since = None;
                     }
                     nudge(
                         clients,

@@ -24,6 +24,8 @@
 //!   (what "formed" means).
 //! - [`form`]: carries out the steps, each only if still missing.
 //! - [`migrate`]: moves slots and their keys between masters (a growth or a drain).
+//! - [`relocate`]: carries out a placement repair ([`plan::repair`]), one `CLUSTER REPLICATE` or
+//!   manual `CLUSTER FAILOVER` at a time, each waited for.
 //! - [`converge`]: waits until every node agrees on the whole topology.
 //! - [`report`]: the result table and the one-line summary.
 //! - [`pipeline`]: runs the phases in order and times each one.
@@ -54,6 +56,7 @@ pub mod observe;
 pub mod pipeline;
 pub mod plan;
 pub mod pod;
+pub mod relocate;
 pub mod report;
 pub mod resolve;
 pub mod settle;

@@ -14,7 +14,9 @@ use crate::plan::{self, Decision};
 use crate::report::{self, Summary};
 use crate::settle;
 use crate::shutdown::Shutdown;
-use crate::{Error, Result, converge, form, kubernetes, migrate, observe, resolve};
+use crate::{
+    Error, Result, agreement, converge, form, kubernetes, migrate, observe, relocate, resolve,
+};
 
 /// Runs the program for these settings: finds the nodes, then bootstraps them. `shutdown` stops
 /// it at the next safe point.
@@ -174,6 +176,13 @@ pub async fn bootstrap(
             let plan =
                 plan::plan_remembering(nodes, &layout, observations, settings.drain_to, departed)
                     .map_err(Error::Refused)?;
+            let plan = plan::repair::complete(
+                plan,
+                nodes,
+                &layout,
+                observations,
+                settings.repair_placement,
+            );
             Ok(((layout, pairing), plan))
         },
     )
@@ -213,6 +222,11 @@ pub async fn bootstrap(
         steps: plan.steps.len(),
         phases: Vec::new(),
         shared_failure_domains: Vec::new(),
+        repairs: if plan.decision == Decision::Repair {
+            plan.notes.clone()
+        } else {
+            Vec::new()
+        },
     };
     if settings.dry_run {
         warn!("dry run: nothing was changed");
@@ -231,8 +245,20 @@ pub async fn bootstrap(
     let observations = if plan.decision == Decision::Formed {
         observations
     } else {
-        form::form(&clients, &plan, settings.converge_timeout, shutdown).await?;
-        timer.done("form");
+        if plan.decision == Decision::Repair {
+            relocate::relocate(
+                &clients,
+                &layout,
+                &plan,
+                settings.converge_timeout,
+                shutdown,
+            )
+            .await?;
+            timer.done("repair");
+        } else {
+            form::form(&clients, &plan, settings.converge_timeout, shutdown).await?;
+            timer.done("form");
+        }
         if plan
             .steps
             .iter()
@@ -248,7 +274,14 @@ pub async fn bootstrap(
         )
         .await?;
         timer.done("converge");
-        agreed
+        if agreement::check(nodes, &layout, &agreed).is_ok() {
+            agreed
+        } else {
+            repair_replicas(
+                &clients, nodes, &layout, agreed, settings, shutdown, &mut timer,
+            )
+            .await?
+        }
     };
     info!(
         "every node agrees: {} masters, {} replicas, 16384 slots",
@@ -260,6 +293,57 @@ pub async fn bootstrap(
         plan::placement::shared(&plan::placement::observed_shards(&observations), nodes);
     report::print(settings.log_format, nodes, &observations, &summary);
     Ok(summary)
+}
+
+/// The cluster came out of the run healthy but not R replicas per master: Redis re-pointed a
+/// replica on its own meanwhile (a replica migration, a failover under load). Waiting would not
+/// change it: repair it, then wait for agreement once more.
+async fn repair_replicas(
+    clients: &[client::Client],
+    nodes: &[Node],
+    layout: &Layout,
+    observations: Vec<crate::observation::Observation>,
+    settings: &Settings,
+    shutdown: &Shutdown,
+    timer: &mut Timer,
+) -> Result<Vec<crate::observation::Observation>> {
+    let uneven = plan::Plan {
+        decision: Decision::Repair,
+        steps: Vec::new(),
+        notes: Vec::new(),
+    };
+    let repair = plan::repair::complete(
+        uneven,
+        nodes,
+        layout,
+        &observations,
+        settings.repair_placement,
+    );
+    warn!(
+        "the cluster is healthy but its replicas are not {} per master (Redis moved one on its \
+         own meanwhile): repairing it with {} move(s)",
+        layout.replicas_per_master,
+        repair.steps.len()
+    );
+    relocate::relocate(
+        clients,
+        layout,
+        &repair,
+        settings.converge_timeout,
+        shutdown,
+    )
+    .await?;
+    timer.done("repair");
+    let agreed = converge::converge(clients, layout, settings.converge_timeout).await?;
+    timer.done("converge");
+    match agreement::check(nodes, layout, &agreed) {
+        Ok(()) => Ok(agreed),
+        Err(problems) => Err(Error::Timeout {
+            phase: "convergence",
+            after: settings.converge_timeout,
+            detail: converge::summarize(&problems),
+        }),
+    }
 }
 
 /// Moves the plan's slots (grow, drain), after its other steps are done.
@@ -349,6 +433,10 @@ fn explain(decision: Decision) -> &'static str {
         }
         Decision::Shrink => {
             "the StatefulSet shrank: forgetting the removed pods' node IDs on every node"
+        }
+        Decision::Repair => {
+            "the cluster is healthy but its replicas are not R per master, or share a machine \
+             with their master: re-pairing them one move at a time"
         }
         Decision::Waiting => {
             "a pod just left and not every node flags it fail yet; waiting for them to agree"

@@ -36,6 +36,8 @@ pub struct Summary {
     pub phases: Vec<(&'static str, Duration)>,
     /// One line per shard whose master shares a Kubernetes node or zone with a replica.
     pub shared_failure_domains: Vec<String>,
+    /// One line per move of a placement repair: the shard, the pods and their nodes.
+    pub repairs: Vec<String>,
 }
 
 /// One row of the table.

@@ -9,6 +9,7 @@
 //! | *reconnect*: re-introduced nodes on new addresses | Normal | `Reconnected` | `Reconnect` |
 //! | *drain*: moved the highest shards' slots away (`BOOTSTRAP_DRAIN_TO`) | Normal | `Drained` | `Drain` |
 //! | *shrink*: forgot the removed pods' node IDs | Normal | `Shrunk` | `Shrink` |
+//! | *repair*: re-paired replicas, failed over inside shards (the note names each move) | Normal | `Repaired` | `Repair` |
 //! | refused (exit 3) | Warning | `Refused` | `Plan` |
 //! | a readiness, lease, handshake or convergence timeout (exit 1) | Warning | `TimedOut` | the phase |
 //! | any other retryable failure (exit 1) | Warning | `Failed` | `Bootstrap` |
@@ -57,6 +58,8 @@ pub fn record_for(result: &Result<Summary>) -> Option<Record> {
             let (reason, action) = match summary.decision {
                 // Waiting is only ever a passing state within a run.
                 Decision::Formed | Decision::Settling | Decision::Waiting => return None,
+                Decision::Repair if summary.steps == 0 => return None,
+                Decision::Repair => ("Repaired", "Repair"),
                 Decision::Fresh => ("Formed", "Form"),
                 Decision::Partial => ("Resumed", "Resume"),
                 Decision::Reconnect => ("Reconnected", "Reconnect"),
@@ -66,7 +69,12 @@ pub fn record_for(result: &Result<Summary>) -> Option<Record> {
                 Decision::Drain => ("Drained", "Drain"),
                 Decision::Shrink => ("Shrunk", "Shrink"),
             };
-            (false, reason, action, report::summary_line(summary))
+            let mut note = report::summary_line(summary);
+            if !summary.repairs.is_empty() {
+                // The moves first: the shard, the pods and their nodes are what a person looks for.
+                note = format!("{}; {note}", summary.repairs.join("; "));
+            }
+            (false, reason, action, note)
         }
         Err(Error::Config(_) | Error::Forbidden(_)) => return None,
         Err(e @ Error::Refused(_)) => (true, "Refused", "Plan", crate::one_line(e)),
@@ -200,6 +208,7 @@ mod tests {
             steps: 24,
             phases: vec![("total", Duration::from_millis(5018))],
             shared_failure_domains: Vec::new(),
+            repairs: Vec::new(),
         }
     }
 
@@ -244,6 +253,25 @@ mod tests {
         // Already drained: the CronJob's runs until the StatefulSet shrinks record nothing.
         drained.steps = 0;
         assert!(record_for(&Ok(drained)).is_none());
+        // A repair names each move first: the shard, the pods, their nodes.
+        let mut repaired = summary(Decision::Repair, "formed");
+        repaired.repairs = vec![
+            "repair: redis-app-3 (on worker-b) follows redis-app-2 (on worker-c) (shard 10923-16383)"
+                .into(),
+        ];
+        let record = record_for(&Ok(repaired.clone())).unwrap();
+        assert_eq!(
+            (record.warning, record.reason, record.action),
+            (false, "Repaired", "Repair")
+        );
+        assert!(
+            record.note.starts_with("repair: redis-app-3 (on worker-b)"),
+            "{}",
+            record.note
+        );
+        assert!(record.note.contains("decision=repair"), "{}", record.note);
+        repaired.steps = 0;
+        assert!(record_for(&Ok(repaired)).is_none());
     }
 
     #[test]

@@ -22,6 +22,10 @@
 //!   *grow*, which would otherwise fill the drained masters again);
 //! - *shrink* ([`shrink`]): the StatefulSet shrank; the pods form the whole cluster but still know
 //!   removed node IDs (no slots, `fail`) → `CLUSTER FORGET` them on every node;
+//! - *repair* ([`repair`]): the cluster is healthy but its replicas are not R per master (any
+//!   layout, also in static mode), or, in Kubernetes mode, pods moved so that a shard's replicas
+//!   share its master's node or zone, or one domain holds most masters → `CLUSTER REPLICATE` and
+//!   manual `CLUSTER FAILOVER`s, one at a time, in a safe order; never a slot moved;
 //! - *settling*: the shape is complete and every address is right, the nodes only need time;
 //! - *waiting* ([`waiting`]): a pod just left (removed, or back with a new ID) and not every node
 //!   flags its old ID `fail` yet → nothing now: read again and plan anew once they agree;
@@ -39,6 +43,7 @@ pub mod placement;
 pub mod rebalance;
 mod reconnect;
 mod refuse;
+pub mod repair;
 mod replace;
 mod shape;
 mod shrink;
@@ -81,6 +86,9 @@ pub enum Decision {
     Shrink,
     /// A pod just left and not every node flags its old ID `fail` yet: read again, plan anew.
     Waiting,
+    /// The cluster is healthy but its replicas are not R per master, or pods moved so that a
+    /// shard shares a node or zone: re-point replicas, fail over inside shards ([`repair`]).
+    Repair,
 }
 
 impl fmt::Display for Decision {
@@ -96,6 +104,7 @@ impl fmt::Display for Decision {
             Decision::Drain => "drain",
             Decision::Shrink => "shrink",
             Decision::Waiting => "waiting",
+            Decision::Repair => "repair",
         })
     }
 }
@@ -169,6 +178,17 @@ pub fn plan_remembering(
     let settled = stale_master::settle(nodes, observations)?;
     if agreement::check(nodes, layout, observations).is_ok() {
         return Ok(Plan::new(Decision::Formed, Vec::new()));
+    }
+    if agreement::healthy(nodes, layout, observations).is_ok() {
+        // Healthy, but the replicas are not R per master (Redis's replica migration, a failover):
+        // re-pointing replicas gives each master its R, no waiting makes it so by itself.
+        return Ok(repair::complete(
+            Plan::new(Decision::Repair, Vec::new()),
+            nodes,
+            layout,
+            observations,
+            false,
+        ));
     }
     let groups = components::components(observations);
     if shape::full_shape(layout, observations, &settled)

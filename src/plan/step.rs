@@ -43,6 +43,16 @@ pub enum Step {
         /// The master's node ID.
         master_id: String,
     },
+    /// A manual `CLUSTER FAILOVER` (no `FORCE`, no `TAKEOVER`) on a synced replica: it and its
+    /// master swap roles (only in a placement repair, [`super::repair`]).
+    Failover {
+        /// The replica that becomes master.
+        node: usize,
+        /// Its master, which becomes its replica.
+        master: usize,
+        /// The master's node ID.
+        master_id: String,
+    },
     /// Moves slots from one master to another with their keys ([`crate::migrate`]): a growth or a
     /// drain.
     MoveSlots {
@@ -78,6 +88,7 @@ impl Step {
             | Step::Meet { node, .. }
             | Step::Forget { node, .. }
             | Step::Replicate { node, .. }
+            | Step::Failover { node, .. }
             | Step::CopyFunctions { node, .. } => *node,
             Step::MoveSlots { from, .. } => *from,
         }
@@ -110,6 +121,12 @@ impl Step {
             } => {
                 format!(
                     "{on}: CLUSTER REPLICATE {master_id} (replica of {})",
+                    nodes[*master].name
+                )
+            }
+            Step::Failover { master, .. } => {
+                format!(
+                    "{on}: CLUSTER FAILOVER (takes over from its master {})",
                     nodes[*master].name
                 )
             }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use super::{Options, RedisNode, Run, bootstrap, node_list, start_nodes_with, topology};
 
 /// Cluster commands that change state; none may appear in a dry run or a no-op run.
-pub const WRITES: [&str; 7] = [
+pub const WRITES: [&str; 8] = [
     "cluster|meet",
     "cluster|setslot",
     "migrate",
@@ -14,6 +14,7 @@ pub const WRITES: [&str; 7] = [
     "cluster|replicate",
     "cluster|set-config-epoch",
     "cluster|forget",
+    "cluster|failover",
 ];
 
 /// Clears `INFO commandstats` on every node.

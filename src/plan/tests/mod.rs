@@ -199,6 +199,7 @@ fn fresh_nodes_get_the_whole_plan_in_order() {
             Step::Replicate { .. } => 3,
             Step::Forget { .. } => 4,
             Step::CopyFunctions { .. } | Step::MoveSlots { .. } => 5,
+            Step::Failover { .. } => 6,
         })
         .collect();
     assert!(kinds.is_sorted(), "{kinds:?}");
@@ -420,3 +421,53 @@ mod remesh;
 mod replace;
 mod scale_in;
 mod shrink;
+
+#[test]
+fn a_healthy_cluster_with_replicas_not_r_per_master_is_repaired_not_waited_for() {
+    // Pod 4 follows master 0 instead of master 1 (Redis's replica migration): one master with two
+    // replicas, one with none, every node agreeing.
+    let (nodes, layout) = six();
+    let uneven = [None, None, None, Some(0), Some(0), Some(2)];
+    let obs = cluster(&uneven, &SIX, here);
+    let p = plan(&nodes, &layout, &obs).unwrap();
+    assert_eq!(p.decision, Decision::Repair, "{p:?}");
+    assert_eq!(p.steps.len(), 1, "{p:?}");
+    let Step::Replicate { node, master, .. } = &p.steps[0] else {
+        panic!("{p:?}");
+    };
+    assert!([3, 4].contains(node) && *master == 1, "{p:?}");
+    // Without placement the formed guide layout needs nothing.
+    let formed = cluster(&PAIRS, &SIX, here);
+    let p = repair::complete(
+        plan(&nodes, &layout, &formed).unwrap(),
+        &nodes,
+        &layout,
+        &formed,
+        true,
+    );
+    assert_eq!(p.decision, Decision::Formed, "{p:?}");
+}
+
+#[test]
+fn a_formed_cluster_stacked_by_shard_is_repaired_unless_turned_off() {
+    // Each shard's master and replica on one Kubernetes node.
+    let (mut nodes, layout) = six();
+    for (i, n) in nodes.iter_mut().enumerate() {
+        n.place.node = Some(format!("worker-{}", i % 3));
+    }
+    let obs = cluster(&PAIRS, &SIX, here);
+    let formed = plan(&nodes, &layout, &obs).unwrap();
+    assert_eq!(formed.decision, Decision::Formed);
+    let off = repair::complete(formed.clone(), &nodes, &layout, &obs, false);
+    assert_eq!(off.decision, Decision::Formed);
+    let on = repair::complete(formed, &nodes, &layout, &obs, true);
+    assert_eq!(on.decision, Decision::Repair, "{on:?}");
+    assert_eq!(on.steps.len(), on.notes.len());
+    assert!(
+        on.notes
+            .iter()
+            .all(|n| n.starts_with("repair: redis-app-") && n.contains("(on worker-")),
+        "{:?}",
+        on.notes
+    );
+}
