@@ -5,7 +5,7 @@
 //! ([`crate::plan::placement`]), given with [`Layout::with_pairing`]; the planner only asks
 //! [`Layout::role`], so both read the same. Pure code: nothing here does I/O.
 
-use crate::plan::placement::Pairing;
+use crate::pairing::Pairing;
 use crate::slots::{self, SlotRange};
 
 /// The shape of the cluster for N nodes and R replicas per master.

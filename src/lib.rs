@@ -18,8 +18,9 @@
 //!   [`tls`] when `BOOTSTRAP_TLS_CA_FILE` is set.
 //! - [`observe`]: reads what every node knows of itself and of the cluster.
 //! - [`plan`]: pure code that turns the observations into a decision and a list of steps, with
-//!   [`layout`] (who is master of which slots, who replicates whom; [`plan::placement`] pairs them
-//!   so no replica shares its master's Kubernetes node or zone), [`slots`] (the even split),
+//!   [`layout`] (who is master of which slots, who replicates whom: a [`pairing`], which
+//!   [`plan::placement`] chooses so no replica shares its master's Kubernetes node or zone),
+//!   [`slots`] (the even split),
 //!   [`cluster_nodes`] and [`observation`] (parsers of what Redis prints) and [`agreement`]
 //!   (what "formed" means).
 //! - [`form`]: carries out the steps, each only if still missing.
@@ -53,6 +54,7 @@ pub mod migrate;
 pub mod node;
 pub mod observation;
 pub mod observe;
+pub mod pairing;
 pub mod pipeline;
 pub mod plan;
 pub mod pod;

@@ -38,44 +38,12 @@ use std::collections::{BTreeSet, HashMap};
 use crate::layout::Layout;
 use crate::node::{Node, Place};
 use crate::observation::Observation;
+use crate::pairing::Pairing;
 use crate::slots;
 
-/// Who masters which shard, and which shard each pod belongs to, by pod index.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pairing {
-    /// The master of shard k, as a pod index; shard k owns the k-th slot range of the split.
-    pub masters: Vec<usize>,
-    /// The shard of each pod: the one it masters, or the one whose master it follows.
-    pub shard: Vec<usize>,
-}
-
+/// What the pins ask of a pairing (the pairing itself is [`crate::pairing`]'s, below both
+/// [`crate::layout`] and the planner).
 impl Pairing {
-    /// The guide's layout: masters `0..M`; pod `M + k` follows master `k mod M`.
-    pub fn guide(nodes: usize, masters: usize) -> Pairing {
-        Pairing {
-            masters: (0..masters).collect(),
-            shard: (0..nodes).map(|i| i % masters).collect(),
-        }
-    }
-
-    /// The master `pod` follows, or `None` when it is a master.
-    pub fn master_of(&self, pod: usize) -> Option<usize> {
-        let master = self.masters[self.shard[pod]];
-        (master != pod).then_some(master)
-    }
-
-    /// Each shard's master and its replicas, in shard order.
-    pub fn shards(&self) -> Vec<(usize, Vec<usize>)> {
-        let mut shards: Vec<(usize, Vec<usize>)> =
-            self.masters.iter().map(|&m| (m, Vec::new())).collect();
-        for pod in 0..self.shard.len() {
-            if self.master_of(pod).is_some() {
-                shards[self.shard[pod]].1.push(pod);
-            }
-        }
-        shards
-    }
-
     /// True if every pin holds in this pairing.
     fn keeps(&self, pins: &[Option<Pin>]) -> bool {
         pins.iter().enumerate().all(|(i, pin)| match pin {
@@ -83,11 +51,6 @@ impl Pairing {
             Some(Pin::Replica(k)) => self.shard[i] == *k && self.masters[*k] != i,
             None => true,
         })
-    }
-
-    /// True if no replica is in its master's domain.
-    fn separates(&self, domains: &[usize]) -> bool {
-        (0..self.shard.len()).all(|i| self.master_of(i).is_none_or(|m| domains[m] != domains[i]))
     }
 }
 
