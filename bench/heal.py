@@ -139,16 +139,11 @@ def keep_logs(root, name, output, cluster):
             shutil.copy(src, os.path.join(d, f"redis-app-{i}.log"))
 
 
-def floor_s(timeout_ms):
-    """A failed master clears its fail flag after about 2 x cluster-node-timeout."""
-    return 2 * timeout_ms / 1000
-
-
 def table(runs):
     rows = ["| node timeout | N | runs | decision | new IPs: converged min | median | max "
             "| same IPs (reference): median | gap to the reference (medians) "
-            "| floor (2 × timeout) | tool exited (median) |",
-            "|" + "---|" * 11]
+            "| tool exited (median) |",
+            "|" + "---|" * 10]
     by = {}
     for r in runs:
         by.setdefault((r["timeout_ms"], r["nodes"]), []).append(r)
@@ -172,7 +167,6 @@ def table(runs):
             cells = ["—"] * 3
         cells.append("—" if ref is None else f"{ref:.2f} s")
         cells.append("—" if ref is None or med is None else f"**{med - ref:+.2f} s**")
-        cells.append(f"{floor_s(t):.0f} s")
         cells.append(f"{statistics.median(exits):.2f} s" if exits else "—")
         rows.append(f"| {t} ms | {n} | {count} | {decisions} | " + " | ".join(cells) + " |")
     return "\n".join(rows)

@@ -86,9 +86,9 @@ impl<'a> Views<'a> {
     }
 
     /// One MEET per pair that either side holds wrong, sent by a side that holds it wrong (its
-    /// handshake moves the peer to its address at once); when both do, by the one that has sent
-    /// fewer so far, so the handshakes spread evenly over the nodes. Then a MEET to every node
-    /// that advertises a stale address of its own and receives none yet.
+    /// handshake moves the peer to its address at once); when both do, by the one whose turn it
+    /// is in a round-robin, so the handshakes spread evenly over the nodes. Then a MEET to every
+    /// node that advertises a stale address of its own and receives none yet.
     fn pair_meets(&self) -> Vec<Step> {
         let n = self.nodes.len();
         let mut steps = Vec::new();
@@ -105,8 +105,10 @@ impl<'a> Views<'a> {
                     (true, true) if self.stale_self(a) != self.stale_self(b) => {
                         if self.stale_self(b) { (a, b) } else { (b, a) }
                     }
-                    (true, true) if sent[b] < sent[a] => (b, a),
-                    (true, true) => (a, b),
+                    // A round-robin orientation: each node sends to the next N/2 after it
+                    // (modulo N), so every node sends and receives about N/2.
+                    (true, true) if 2 * (b - a) <= n => (a, b),
+                    (true, true) => (b, a),
                 };
                 sent[node] += 1;
                 received[peer] = true;
