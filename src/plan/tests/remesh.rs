@@ -211,3 +211,30 @@ fn a_stale_master_that_would_keep_some_slots_is_refused() {
         "{why}"
     );
 }
+
+#[test]
+fn thirty_nodes_on_new_addresses_each_send_and_receive_half_the_meets() {
+    // 15 masters and their replicas, every node restarted on a new address.
+    let n = 30;
+    let bounds: Vec<usize> = (0..=15).map(|i| i * 16384 / 15).collect();
+    let ranges: Vec<String> = (0..15)
+        .map(|i| format!("{}-{}", bounds[i], bounds[i + 1] - 1))
+        .chain((15..n).map(|_| String::new()))
+        .collect();
+    let slots: Vec<&str> = ranges.iter().map(String::as_str).collect();
+    let masters: Vec<Option<usize>> = (0..n).map(|i| (i >= 15).then(|| i - 15)).collect();
+    let old = |j: usize| format!("127.0.1.{}:6379", 11 + j);
+    let obs = cluster(&masters, &slots, old);
+    let p = plan(&pods(n), &Layout::new(n, 1).unwrap(), &obs).unwrap();
+    assert_eq!(p.decision, Decision::Reconnect);
+    let m = meets(&p);
+    // Every pair once, in one round: no node waits for gossip, and none carries the handshakes
+    // of many (the round-robin gives each 14 or 15 to send, as many to receive).
+    assert_eq!(m.len(), n * (n - 1) / 2);
+    for i in 0..n {
+        let sent = m.iter().filter(|x| x.0 == i).count();
+        let received = m.iter().filter(|x| x.1 == i).count();
+        assert!((14..=15).contains(&sent), "{i} sends {sent}");
+        assert!((14..=15).contains(&received), "{i} receives {received}");
+    }
+}
