@@ -7,12 +7,17 @@ loopback IP each, port 6379, like pods), forms the cluster with the binary, then
 (SIGKILL, like a power cut) and starts each one again from its own data directory (nodes.conf,
 AOF) on a new IP, as pods come back after a drain or an upgrade. Once every node answers, the
 binary is started with the new addresses; the time from its start until the cluster has converged
-is measured with bench.py's poller (the same "converged" as the formation benchmark). "floor" is
-Redis's own bound: a master that was flagged fail clears the flag only after about
-2 x cluster-node-timeout, whoever re-introduces the nodes.
+is measured with bench.py's poller (the same "converged" as the formation benchmark).
+
+The reference, measured in the same run (alternating with it): the same cluster restarted the
+same way on the *same* IPs, where nothing needs re-meshing; the binary is started the same way.
+What the nodes need to come back there (a restarted master waits out its rejoin delay,
+cluster-node-timeout, before it reports ok) is what they need on new IPs too; the gap between
+the two is the cost of the new addresses.
 
     python3 bench/heal.py                  # N = 6, 30, 100 at T = 5000 ms, 3 runs each
     python3 bench/heal.py --nodes 6 --timeouts 1000 --runs 1
+    python3 bench/heal.py --nodes 30 --runs 1 --logs /tmp/heal-logs   # the tool's and nodes' logs
 
 Results: a Markdown table on stdout and in <out>/heal.md, every run in <out>/heal.json.
 Addresses: like bench.py, each run takes two /16s of 127.201-209 (old and new). Stdlib only.
@@ -20,6 +25,7 @@ Addresses: like bench.py, each run takes two /16s of 127.201-209 (old and new). 
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -71,11 +77,13 @@ def run_binary(binary, addresses, replicas, timeout_s, log):
     return bench.Tool([binary], env, log)
 
 
-def heal_once(args, n, timeout_ms, old_block, new_block, binary):
+def heal_once(args, n, timeout_ms, old_block, new_block, binary, same_ip, name):
+    """One run: form, restart every node (on new IPs, or on the same ones with `same_ip`), heal."""
     masters = n // (1 + args.replicas)
-    old, new = bench.ips(old_block, n), bench.ips(new_block, n)
+    old = bench.ips(old_block, n)
+    new = old if same_ip else bench.ips(new_block, n)
     result = {"nodes": n, "timeout_ms": timeout_ms, "blocks": [old_block, new_block],
-              "load_1m": round(os.getloadavg()[0], 2)}
+              "same_ip": same_ip, "load_1m": round(os.getloadavg()[0], 2)}
     cluster = bench.Cluster(old, timeout_ms, args.sync_delay)
     conns = []
     log = tempfile.TemporaryFile()
@@ -109,6 +117,8 @@ def heal_once(args, n, timeout_ms, old_block, new_block, binary):
             tail = output.splitlines()[-15:]
             print(f"  N={n} T={timeout_ms}: converged={converged} exit={tool.exit_code}\n    "
                   + "\n    ".join(tail), file=sys.stderr)
+        if args.logs:
+            keep_logs(args.logs, name, output, cluster)
     finally:
         for c in conns:
             c.close()
@@ -117,19 +127,30 @@ def heal_once(args, n, timeout_ms, old_block, new_block, binary):
     return result
 
 
-def floor_s(timeout_ms):
-    """A failed master clears its fail flag after about 2 x cluster-node-timeout."""
-    return 2 * timeout_ms / 1000
+def keep_logs(root, name, output, cluster):
+    """The tool's log of the heal and every node's redis.log, under root/name/."""
+    d = os.path.join(root, name)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "tool.log"), "w") as fh:
+        fh.write(output)
+    for i in range(len(cluster.procs)):
+        src = os.path.join(cluster.dir, f"redis-app-{i}", "redis.log")
+        if os.path.exists(src):
+            shutil.copy(src, os.path.join(d, f"redis-app-{i}.log"))
 
 
 def table(runs):
-    rows = ["| node timeout | N | runs | decision | converged min | median | max "
-            "| floor (2 × timeout) | over floor (median) | tool exited (median) |",
+    rows = ["| node timeout | N | runs | decision | new IPs: converged min | median | max "
+            "| same IPs (reference): median | gap to the reference (medians) "
+            "| tool exited (median) |",
             "|" + "---|" * 10]
     by = {}
     for r in runs:
         by.setdefault((r["timeout_ms"], r["nodes"]), []).append(r)
-    for (t, n), rs in by.items():
+    for (t, n), both in by.items():
+        rs = [r for r in both if not r.get("same_ip")]
+        refs = sorted(r["converged_s"] for r in both
+                      if r.get("same_ip") and r["converged_s"] is not None)
         conv = sorted(r["converged_s"] for r in rs if r["converged_s"] is not None)
         exits = [r["exit_s"] for r in rs if r["exit_s"] is not None]
         decisions = ",".join(sorted({r["decision"] for r in rs if r["decision"]}))
@@ -137,12 +158,15 @@ def table(runs):
         count = f"{len(rs)}" if len(conv) == len(rs) else f"{len(conv)}/{len(rs)} converged"
         if failed:
             count += f" ({failed} exited non-zero)"
+        ref = statistics.median(refs) if refs else None
         if conv:
             med = statistics.median(conv)
-            cells = [f"{conv[0]:.2f} s", f"**{med:.2f} s**", f"{conv[-1]:.2f} s",
-                     f"{floor_s(t):.0f} s", f"{med - floor_s(t):+.2f} s"]
+            cells = [f"{conv[0]:.2f} s", f"**{med:.2f} s**", f"{conv[-1]:.2f} s"]
         else:
-            cells = ["—"] * 3 + [f"{floor_s(t):.0f} s", "—"]
+            med = None
+            cells = ["—"] * 3
+        cells.append("—" if ref is None else f"{ref:.2f} s")
+        cells.append("—" if ref is None or med is None else f"**{med - ref:+.2f} s**")
         cells.append(f"{statistics.median(exits):.2f} s" if exits else "—")
         rows.append(f"| {t} ms | {n} | {count} | {decisions} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
@@ -161,6 +185,9 @@ def main():
                     help="repl-diskless-sync-delay of the nodes, s (-1: Redis's default)")
     ap.add_argument("--poll-ms", type=float, default=20, help="the poller's period, ms")
     ap.add_argument("--run-timeout", type=float, default=120, help="give up a run after this, s")
+    ap.add_argument("--no-reference", action="store_true",
+                    help="skip the same-IP reference runs")
+    ap.add_argument("--logs", help="keep each run's tool log and node logs under this directory")
     ap.add_argument("--bin", help="the bootstrap binary (default: cargo build --release)")
     ap.add_argument("--out", default=os.path.join(bench.ROOT, "bench", "results"),
                     help="where heal.md and heal.json go (default bench/results)")
@@ -180,15 +207,20 @@ def main():
     for t in [int(x) for x in args.timeouts.split(",")]:
         for n in [int(x) for x in args.nodes.split(",")]:
             for i in range(args.runs):
-                old = bench.BLOCKS[(2 * k) % len(bench.BLOCKS)]
-                new = bench.BLOCKS[(2 * k + 1) % len(bench.BLOCKS)]
-                k += 1
-                r = heal_once(args, n, t, old, new, binary)
-                runs.append(r)
-                conv = "—" if r["converged_s"] is None else f"{r['converged_s']:.2f} s"
-                print(f"  T={t} N={n} run {i + 1}/{args.runs}: {r['decision']}, converged {conv},"
-                      f" exited {r['exit_s']:.2f} s (code {r['exit_code']}); load {r['load_1m']}",
-                      file=sys.stderr)
+                # The reference and the new-IP run alternate, the reference first on odd runs.
+                kinds = [False] if args.no_reference else [True, False] if i % 2 == 0 else [False, True]
+                for same in kinds:
+                    old = bench.BLOCKS[(2 * k) % len(bench.BLOCKS)]
+                    new = bench.BLOCKS[(2 * k + 1) % len(bench.BLOCKS)]
+                    k += 1
+                    kind = "same IPs" if same else "new IPs"
+                    name = f"T{t}-N{n}-run{i + 1}-{'same' if same else 'new'}"
+                    r = heal_once(args, n, t, old, new, binary, same, name)
+                    runs.append(r)
+                    conv = "—" if r["converged_s"] is None else f"{r['converged_s']:.2f} s"
+                    print(f"  T={t} N={n} run {i + 1}/{args.runs} ({kind}): {r['decision']},"
+                          f" converged {conv}, exited {r['exit_s']:.2f} s (code"
+                          f" {r['exit_code']}); load {r['load_1m']}", file=sys.stderr)
     text = table(runs)
     print(text)
     bench.write_results(args.out, "heal", info, args, runs, text)

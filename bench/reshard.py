@@ -19,7 +19,7 @@ Reported per tool: time until balanced, keys moved (the loaded keys in slots tha
 per second, the tool's peak RSS (VmHWM, max over redis-cli's three processes), and the writer's
 latency p50/p99/max (a write that was redirected counts from its first attempt).
 
-    python3 bench/reshard.py                          # 1,000,000 keys of 16 B, then of 1 KB
+    python3 bench/reshard.py                          # 1,000,000 keys of 16 B, then of 1 KB, 3 runs each
     python3 bench/reshard.py --smoke        # 20,000 keys of 16 B, one run per tool (CI)
 
 Results: a Markdown table on stdout and in <out>/reshard.md, every run in <out>/reshard.json, the
@@ -447,7 +447,7 @@ def main():
     ap.add_argument("--replicas", type=int, default=1, help="replicas per master (R)")
     ap.add_argument("--keys", type=int, default=1_000_000, help="keys loaded before the move")
     ap.add_argument("--value-sizes", default="16,1024", help="value sizes, bytes (comma-separated)")
-    ap.add_argument("--runs", type=int, default=1, help="runs per tool and workload")
+    ap.add_argument("--runs", type=int, default=3, help="runs per tool and workload")
     ap.add_argument("--tools", default=",".join(TOOLS), help="which tools to run")
     ap.add_argument("--timeout-ms", type=int, default=5000, help="cluster-node-timeout, ms")
     ap.add_argument("--warmup", type=float, default=1.0, help="seconds of writes before t0")

@@ -190,7 +190,8 @@ pub async fn converge(
     }
 }
 
-fn is_timeout(e: &Error) -> bool {
+/// True when `e` is a command that got no answer within the client's timeout.
+pub(crate) fn is_timeout(e: &Error) -> bool {
     matches!(e, Error::Unreachable { source, .. } if source.is_timeout())
 }
 

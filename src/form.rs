@@ -22,6 +22,13 @@ use crate::{Error, Result};
 /// How often a replica is asked whether it knows its master yet.
 const HANDSHAKE_POLL: Duration = Duration::from_millis(10);
 
+/// How long a re-pointed replica may not know its master at its new address before it is told to
+/// `CLUSTER MEET` it again. Redis drops a handshake that gets no answer within the node timeout
+/// (1 s at least), and on a starved machine (100 nodes restarted at once, 4950 handshakes) some
+/// do: such a replica would wait for gossip, which brings no address for a peer flagged `fail`
+/// everywhere. A MEET while a handshake is under way is a no-op.
+const MEET_AGAIN: Duration = Duration::from_secs(1);
+
 /// Runs every step of the plan; waiting for handshakes may take at most `timeout`.
 pub async fn form(
     clients: &[Client],
@@ -251,19 +258,38 @@ async fn knows_master(
     // took a measurable share of 2 cores at 100 nodes.
     let mut lookup = redis::cmd("CLUSTER");
     lookup.arg("COUNT-FAILURE-REPORTS").arg(master_id);
+    let mut met = Instant::now();
     loop {
-        match client
+        let known = match client
             .query::<i64>(&lookup, "CLUSTER COUNT-FAILURE-REPORTS")
             .await
         {
-            Ok(_)
-                if !at_address || knows_address(client, master_id, nodes[*master].addr).await? =>
-            {
-                return Ok(());
+            Ok(_) if at_address => knows_address(client, master_id, nodes[*master].addr).await,
+            Ok(_) => Ok(true),
+            Err(Error::Command { source, .. }) if source.to_string().contains("Unknown node") => {
+                Ok(false)
             }
-            Ok(_) => {}
-            Err(Error::Command { source, .. }) if source.to_string().contains("Unknown node") => {}
-            Err(other) => return Err(other),
+            Err(other) => Err(other),
+        };
+        match known {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            // A node too busy to answer in time (100 nodes restarted at once, handshaking with
+            // each other) does not know it yet: ask again until the deadline.
+            Err(e) if crate::converge::is_timeout(&e) => {}
+            Err(e) => return Err(e),
+        }
+        if at_address && met.elapsed() >= MEET_AGAIN {
+            match meet_again(client, &nodes[*master]).await {
+                Err(e) if crate::converge::is_timeout(&e) => {
+                    warn!(
+                        "{e}: a CLUSTER MEET to {} got no answer in time",
+                        nodes[*master]
+                    )
+                }
+                other => other?,
+            }
+            met = Instant::now();
         }
         if Instant::now() >= deadline {
             return Err(Error::Timeout {
@@ -278,6 +304,24 @@ async fn knows_master(
         }
         tokio::time::sleep(HANDSHAKE_POLL).await;
     }
+}
+
+/// Tells a replica to `CLUSTER MEET` its master at its current address again, logged like every
+/// command that changes a node.
+async fn meet_again(client: &Client, master: &Node) -> Result<()> {
+    let to = master.addr;
+    let mut cmd = redis::cmd("CLUSTER");
+    cmd.arg("MEET").arg(to.ip().to_string()).arg(to.port());
+    client.query::<()>(&cmd, "CLUSTER MEET").await?;
+    info!(
+        node = %client.node.name,
+        "{}: CLUSTER MEET {} {} (meet {} again: it does not know its master's new address yet)",
+        client.node,
+        to.ip(),
+        to.port(),
+        master.name
+    );
+    Ok(())
 }
 
 /// True when `client`'s node lists node `id` at `addr`, handshake done.

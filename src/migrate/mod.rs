@@ -9,8 +9,10 @@
 //! Concurrency: every move runs at once, except that a node gives one group of slots at a time
 //! (each move holds its source's lock): moves from different sources overlap, also into one target
 //! (6 → 8 fills the new master from the three old ones at once; Redis imports slots from several
-//! nodes at the same time). Groups of slots follow each other with no pause. A signal stops a move between two groups, never with
-//! a slot open.
+//! nodes at the same time), but a target restores one source's batch of keys at a time, each
+//! batch sized to block its source for a few milliseconds ([`keys`]): clients never wait long
+//! behind a move. Groups of slots follow each other with no pause. A signal stops a move between
+//! two groups, never with a slot open.
 
 pub mod functions;
 pub mod keys;
@@ -68,18 +70,20 @@ pub async fn run(
         }
     }
     let locks: Vec<Mutex<()>> = clients.iter().map(|_| Mutex::new(())).collect();
+    // A target's turns: one source's batch of keys at a time (see `keys`).
+    let turns: Vec<Mutex<()>> = clients.iter().map(|_| Mutex::new(())).collect();
     let nodes: Vec<Node> = clients.iter().map(|c| c.node.clone()).collect();
     let moves = steps
         .iter()
         .filter(|s| matches!(s, Step::MoveSlots { .. }))
         .map(|step| {
-            let (locks, nodes) = (&locks, &nodes);
+            let (locks, turns, nodes) = (&locks, &turns, &nodes);
             async move {
                 let Step::MoveSlots { from, .. } = step else {
                     unreachable!("filtered")
                 };
                 let _giving = locks[*from].lock().await;
-                one_move(clients, nodes, step, auth, shutdown).await
+                one_move(clients, nodes, turns, step, auth, shutdown).await
             }
         });
     let done = try_join_all(moves).await?;
@@ -93,6 +97,7 @@ pub async fn run(
 async fn one_move(
     clients: &[Client],
     nodes: &[Node],
+    turns: &[Mutex<()>],
     step: &Step,
     auth: Option<&Credentials>,
     shutdown: &Shutdown,
@@ -119,10 +124,12 @@ async fn one_move(
         target: &clients[*to],
         target_id: to_id,
         others: &others,
+        turn: &turns[*to],
     };
     let started = Instant::now();
     let total = slots::count(ranges);
     let mut moved = Moved::default();
+    let mut pace = keys::Pace::default();
     let all: Vec<u16> = ranges.iter().flat_map(|r| r.clone()).collect();
     for group in all.chunks(slot::GROUP) {
         if let Some(signal) = shutdown.requested() {
@@ -136,7 +143,7 @@ async fn one_move(
                 ),
             });
         }
-        moved.keys += slot::move_slots(&pair, group, auth).await?;
+        moved.keys += slot::move_slots(&pair, group, auth, &mut pace).await?;
         moved.slots += group.len();
         // A move of a few thousand slots takes seconds to minutes: say how far it is.
         if moved.slots % PROGRESS < slot::GROUP && moved.slots < total {

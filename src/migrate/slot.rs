@@ -27,6 +27,9 @@ pub struct Pair<'a> {
     pub target_id: &'a str,
     /// Every other master, told the new owner too.
     pub others: &'a [Client],
+    /// The target's turn: held for each round trip of `MIGRATE`s into it, so that it restores
+    /// one source's batch at a time (see [`keys`]).
+    pub turn: &'a tokio::sync::Mutex<()>,
 }
 
 /// `CLUSTER SETSLOT <slot> <state> <id>` for each slot.
@@ -86,8 +89,13 @@ fn became_replica(result: &Result<()>) -> bool {
     says(result, "only with masters") || says(result, "master -> replica")
 }
 
-/// Moves `slots` (at most [`GROUP`]); returns the number of keys that moved.
-pub async fn move_slots(pair: &Pair<'_>, slots: &[u16], auth: Option<&Credentials>) -> Result<u64> {
+/// Moves `slots` (at most [`GROUP`]) at `pace`; returns the number of keys that moved.
+pub async fn move_slots(
+    pair: &Pair<'_>,
+    slots: &[u16],
+    auth: Option<&Credentials>,
+    pace: &mut keys::Pace,
+) -> Result<u64> {
     let importing = send(
         pair.target,
         slots,
@@ -116,7 +124,7 @@ pub async fn move_slots(pair: &Pair<'_>, slots: &[u16], auth: Option<&Credential
         )
         .await?;
         migrating.into_iter().collect::<Result<Vec<()>>>()?;
-        moved = keys::drain(pair.source, pair.target, &open, auth).await?;
+        moved = keys::drain(pair, &open, auth, pace).await?;
     }
     let node = |client, slots| {
         send(
@@ -153,7 +161,7 @@ pub async fn move_slots(pair: &Pair<'_>, slots: &[u16], auth: Option<&Credential
         }
     }
     if !again.is_empty() {
-        moved += keys::drain(pair.source, pair.target, &again, auth).await?;
+        moved += keys::drain(pair, &again, auth, pace).await?;
         let told = node(pair.source, &again).await?;
         told.into_iter().collect::<Result<Vec<()>>>()?;
     }

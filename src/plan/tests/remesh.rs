@@ -36,12 +36,14 @@ fn two_replicas_that_swapped_addresses_are_met_with_each_other() {
     let p = plan(&nodes, &layout, &restarted(&[0, 1, 2, 3, 5, 4])).unwrap();
     assert_eq!(p.decision, Decision::Reconnect);
     let m = meets(&p);
-    // Each learns its own address from a MEET it receives, and the pair that holds each other at
-    // the other's address (soon `noaddr`: gossip never repairs that) is met directly.
-    assert!(m.contains(&(0, 4)) && m.contains(&(0, 5)), "{m:?}");
+    // Every other node holds 4 and 5 at each other's address (soon `noaddr`) and meets both; the
+    // pair itself, each holding the other wrong, is met once. The others are left alone.
+    for x in 0..4 {
+        assert!(m.contains(&(x, 4)) && m.contains(&(x, 5)), "{x}: {m:?}");
+    }
     assert!(linked(&m, 4, 5), "{m:?}");
-    assert_eq!(m.len(), 3, "{m:?}");
-    assert_eq!(p.steps.len(), 3, "nothing but MEETs: {:?}", p.steps);
+    assert_eq!(m.len(), 9, "{m:?}");
+    assert_eq!(p.steps.len(), 9, "nothing but MEETs: {:?}", p.steps);
     let notes = p.notes.join("\n");
     assert!(
         notes.contains("127.0.0.16:6379 was redis-app-4's address")
@@ -66,9 +68,12 @@ fn a_pair_holding_each_other_as_noaddr_is_met_directly() {
     assert_eq!(p.decision, Decision::Reconnect);
     let m = meets(&p);
     assert!(linked(&m, 1, 2), "{m:?}");
-    assert!(m.contains(&(0, 1)) && m.contains(&(0, 2)), "{m:?}");
-    // Pods 3–5 hold 1 and 2 as `noaddr` too, but 1 and 2 know them and ping them: no MEET needed.
-    assert_eq!(m.len(), 3, "{m:?}");
+    // Every other pod holds 1 and 2 as `noaddr` and meets them: 1 and 2 would ping them in time,
+    // but not before a node timeout has passed for some.
+    for x in [0, 3, 4, 5] {
+        assert!(m.contains(&(x, 1)) && m.contains(&(x, 2)), "{x}: {m:?}");
+    }
+    assert_eq!(m.len(), 9, "{m:?}");
 }
 
 #[test]
@@ -81,9 +86,12 @@ fn a_rotation_of_three_pods_meets_every_pair_of_them() {
     for (a, b) in [(1, 2), (1, 3), (2, 3)] {
         assert!(linked(&m, a, b), "{a}-{b}: {m:?}");
     }
-    for i in 1..=3 {
-        assert!(m.contains(&(0, i)), "{i}: {m:?}");
+    for x in [0, 4, 5] {
+        for i in 1..=3 {
+            assert!(m.contains(&(x, i)), "{x}-{i}: {m:?}");
+        }
     }
+    assert_eq!(m.len(), 12, "{m:?}");
     // Pods 4 and 5 pull from their masters' old addresses: re-pointed at the same masters.
     let rest: Vec<&Step> = p
         .steps
@@ -99,8 +107,10 @@ fn a_master_and_its_own_replica_that_swapped_are_met_and_the_replica_re_pointed(
     let p = plan(&nodes, &layout, &restarted(&[3, 1, 2, 0, 4, 5])).unwrap();
     assert_eq!(p.decision, Decision::Reconnect);
     let m = meets(&p);
-    // Pod 0 advertises a stale address, so pod 1 is the seed.
-    assert!(m.contains(&(1, 0)) && m.contains(&(1, 3)), "{m:?}");
+    // Every other pod holds 0 and 3 at each other's address and meets both.
+    for x in [1, 2, 4, 5] {
+        assert!(m.contains(&(x, 0)) && m.contains(&(x, 3)), "{x}: {m:?}");
+    }
     assert!(linked(&m, 0, 3), "{m:?}");
     assert!(
         p.steps.contains(&Step::Replicate {
@@ -200,4 +210,31 @@ fn a_stale_master_that_would_keep_some_slots_is_refused() {
         why.contains("redis-app-0") && why.contains("a person must look"),
         "{why}"
     );
+}
+
+#[test]
+fn thirty_nodes_on_new_addresses_each_send_and_receive_half_the_meets() {
+    // 15 masters and their replicas, every node restarted on a new address.
+    let n = 30;
+    let bounds: Vec<usize> = (0..=15).map(|i| i * 16384 / 15).collect();
+    let ranges: Vec<String> = (0..15)
+        .map(|i| format!("{}-{}", bounds[i], bounds[i + 1] - 1))
+        .chain((15..n).map(|_| String::new()))
+        .collect();
+    let slots: Vec<&str> = ranges.iter().map(String::as_str).collect();
+    let masters: Vec<Option<usize>> = (0..n).map(|i| (i >= 15).then(|| i - 15)).collect();
+    let old = |j: usize| format!("127.0.1.{}:6379", 11 + j);
+    let obs = cluster(&masters, &slots, old);
+    let p = plan(&pods(n), &Layout::new(n, 1).unwrap(), &obs).unwrap();
+    assert_eq!(p.decision, Decision::Reconnect);
+    let m = meets(&p);
+    // Every pair once, in one round: no node waits for gossip, and none carries the handshakes
+    // of many (the round-robin gives each 14 or 15 to send, as many to receive).
+    assert_eq!(m.len(), n * (n - 1) / 2);
+    for i in 0..n {
+        let sent = m.iter().filter(|x| x.0 == i).count();
+        let received = m.iter().filter(|x| x.1 == i).count();
+        assert!((14..=15).contains(&sent), "{i} sends {sent}");
+        assert!((14..=15).contains(&received), "{i} receives {received}");
+    }
 }
