@@ -48,48 +48,6 @@ fn env<'a>(list: &'a str, replicas: &'a str) -> Vec<(&'static str, &'a str)> {
     ]
 }
 
-/// Writes `live:0`, `live:1`, ... through a cluster client until `stop`, retrying a write that
-/// meets a redirection or a `TRYAGAIN` mid-move; `written` counts the writes acknowledged.
-async fn writer(
-    nodes: Vec<std::net::SocketAddr>,
-    stop: Arc<AtomicBool>,
-    written: Arc<AtomicUsize>,
-) {
-    let urls: Vec<String> = nodes.iter().map(|a| format!("redis://{a}/")).collect();
-    let client = redis::cluster::ClusterClient::new(urls).unwrap();
-    let mut conn = client.get_async_connection().await.unwrap();
-    let mut i = 0;
-    while !stop.load(Ordering::Relaxed) {
-        let set = redis::cmd("SET")
-            .arg(format!("live:{i}"))
-            .arg(i)
-            .query_async::<()>(&mut conn)
-            .await;
-        match set {
-            Ok(()) => {
-                i += 1;
-                written.store(i, Ordering::Relaxed);
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
-        }
-    }
-}
-
-/// How many of `live:0..count` read back with their value.
-async fn read_live(nodes: &[RedisNode], count: usize) -> usize {
-    let mut conn = cluster_connection(nodes).await;
-    let mut found = 0;
-    for i in 0..count {
-        let v: Option<usize> = redis::cmd("GET")
-            .arg(format!("live:{i}"))
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        found += usize::from(v == Some(i));
-    }
-    found
-}
-
 /// Every master's slot count, by its own account.
 fn slot_counts(nodes: &[RedisNode]) -> Vec<usize> {
     own_roles(nodes)
