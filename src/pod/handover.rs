@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 use crate::client::{self, Client};
-use crate::cluster_nodes::ClusterNode;
+use crate::cluster_nodes::{self, ClusterNode};
 use crate::node::Node;
 use crate::observation::{self, Observation};
 use crate::observe::observe;
@@ -207,9 +207,11 @@ async fn replica_of(local: &Client, master: &str, until: Instant) -> Result<bool
         let nodes: String = local
             .query(redis::cmd("CLUSTER").arg("NODES"), "CLUSTER NODES")
             .await?;
-        let follows = nodes.lines().filter(|l| l.contains("myself")).any(|l| {
-            let fields: Vec<&str> = l.split_whitespace().collect();
-            fields.get(2).is_some_and(|f| f.contains("slave")) && fields.get(3) == Some(&master)
+        // A reply that does not parse is asked again, like one that shows no change yet.
+        let follows = cluster_nodes::parse(&nodes).is_ok_and(|view| {
+            view.iter().any(|n| {
+                n.flags.myself && n.flags.replica && n.master_id.as_deref() == Some(master)
+            })
         });
         if follows {
             return Ok(true);
