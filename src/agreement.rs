@@ -10,7 +10,9 @@
 //!
 //! Shape: M masters with slots, each with R replicas, in any pod order (after a failover roles move).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 
 use crate::layout::Layout;
 use crate::node::Node;
@@ -23,7 +25,7 @@ pub fn check(
     layout: &Layout,
     observations: &[Observation],
 ) -> Result<(), Vec<String>> {
-    check_with(nodes, layout, observations, true)
+    tally(nodes, layout, observations).exact()
 }
 
 /// [`check`], except that masters need not have exactly R replicas each: the cluster is healthy
@@ -34,37 +36,115 @@ pub fn healthy(
     layout: &Layout,
     observations: &[Observation],
 ) -> Result<(), Vec<String>> {
-    check_with(nodes, layout, observations, false)
+    tally(nodes, layout, observations).healthy()
 }
 
-fn check_with(
-    nodes: &[Node],
-    layout: &Layout,
-    observations: &[Observation],
-    exact_replicas: bool,
-) -> Result<(), Vec<String>> {
-    let mut problems = Vec::new();
-    let index: HashMap<&str, usize> = observations
-        .iter()
-        .enumerate()
-        .map(|(i, o)| (o.id.as_str(), i))
-        .collect();
-    // Every view is compared with the first as it comes: at 500 nodes, holding them all would
-    // double the memory of the observations.
-    let first = observations.first().map(topology);
+fn tally(nodes: &[Node], layout: &Layout, observations: &[Observation]) -> Verdict {
+    let ids: Vec<&str> = observations.iter().map(|o| o.id.as_str()).collect();
+    let mut tally = Tally::new(nodes, layout, &ids);
     for (i, o) in observations.iter().enumerate() {
+        tally.add(i, o);
+    }
+    tally.finish()
+}
+
+/// Both verdicts of one check: [`check`]'s and [`healthy`]'s, which differ only in the shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    problems: Vec<String>,
+    /// What is wrong with the shape with exactly R replicas per master, and with any.
+    shape_exact: Option<String>,
+    shape_any: Option<String>,
+}
+
+impl Verdict {
+    /// True when the cluster agrees and has exactly R replicas per master ([`check`]).
+    pub fn is_exact(&self) -> bool {
+        self.problems.is_empty() && self.shape_exact.is_none()
+    }
+
+    /// True when the cluster agrees, its replicas spread any way ([`healthy`]).
+    pub fn is_healthy(&self) -> bool {
+        self.problems.is_empty() && self.shape_any.is_none()
+    }
+
+    /// [`check`]'s result.
+    pub fn exact(self) -> Result<(), Vec<String>> {
+        Self::result(self.problems, self.shape_exact)
+    }
+
+    /// [`healthy`]'s result.
+    pub fn healthy(self) -> Result<(), Vec<String>> {
+        Self::result(self.problems, self.shape_any)
+    }
+
+    fn result(mut problems: Vec<String>, shape: Option<String>) -> Result<(), Vec<String>> {
+        problems.extend(shape);
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
+    }
+}
+
+/// The check, one view at a time: a caller reads a few views, adds them and drops them, and never
+/// holds N views of N lines at once (at 300 nodes that is 90,000 parsed lines).
+pub struct Tally<'a> {
+    nodes: &'a [Node],
+    layout: &'a Layout,
+    /// Every node's ID, in pod order.
+    ids: &'a [&'a str],
+    index: HashMap<&'a str, usize>,
+    problems: Vec<String>,
+    /// The first view added; every later view is compared with it.
+    first: Option<First>,
+}
+
+/// The first view a [`Tally`] was given.
+struct First {
+    pod: usize,
+    /// A hash of its topology ([`topology`]).
+    fingerprint: u64,
+    /// What is wrong with its shape with exactly R replicas per master, and with any.
+    shape_exact: Option<String>,
+    shape_any: Option<String>,
+}
+
+impl<'a> Tally<'a> {
+    /// A check of the N `nodes`, whose IDs are `ids` (pod order).
+    pub fn new(nodes: &'a [Node], layout: &'a Layout, ids: &'a [&'a str]) -> Tally<'a> {
+        Tally {
+            nodes,
+            layout,
+            ids,
+            index: ids.iter().enumerate().map(|(i, id)| (*id, i)).collect(),
+            problems: Vec::new(),
+            first: None,
+        }
+    }
+
+    /// Checks pod `i`'s observation `o`.
+    pub fn add(&mut self, i: usize, o: &Observation) {
+        let (nodes, layout) = (self.nodes, self.layout);
         let me = &nodes[i];
+        let problems = &mut self.problems;
+        if o.id != self.ids[i] {
+            problems.push(format!("{me} changed its ID while the check ran"));
+        }
         if !o.info.state_ok {
             problems.push(format!("{me} reports cluster_state:fail"));
         }
-        let unknown: Vec<&str> = observations
+        let known: HashSet<&str> = o.nodes.iter().map(|l| l.id.as_str()).collect();
+        let unknown: Vec<&str> = self
+            .ids
             .iter()
             .zip(nodes)
-            .filter(|(peer, _)| o.knows(&peer.id).is_none())
+            .filter(|(id, _)| !known.contains(**id))
             .map(|(_, n)| n.name.as_str())
             .collect();
         if !unknown.is_empty() {
-            problems.push(format!("{me} does not know {}", unknown.join(", ")));
+            problems.push(format!("{me} does not know {}", few(&unknown)));
         } else if o.nodes.len() != layout.nodes || o.info.known_nodes != layout.nodes as u64 {
             problems.push(format!(
                 "{me} knows {} nodes, expected {}",
@@ -83,7 +163,7 @@ fn check_with(
             problems.push(format!("{me} has master_link_status:down"));
         }
         for line in &o.nodes {
-            let Some(&j) = index.get(line.id.as_str()) else {
+            let Some(&j) = self.index.get(line.id.as_str()) else {
                 problems.push(format!(
                     "{me} knows node {} which is not one of ours",
                     line.id
@@ -107,23 +187,52 @@ fn check_with(
                 problems.push(format!("{me} sees {peer} at {seen}, not {}", nodes[j].addr));
             }
         }
-        if i > 0 && first.as_ref() != Some(&topology(o)) {
-            problems.push(format!(
+        let view = topology(o);
+        let fingerprint = {
+            let mut hasher = DefaultHasher::new();
+            view.hash(&mut hasher);
+            hasher.finish()
+        };
+        match &self.first {
+            None => {
+                self.first = Some(First {
+                    pod: i,
+                    fingerprint,
+                    shape_exact: shape(&view, layout, true).err(),
+                    shape_any: shape(&view, layout, false).err(),
+                })
+            }
+            Some(first) if first.fingerprint != fingerprint => problems.push(format!(
                 "{} and {} disagree on masters, replicas or slots",
-                nodes[0].name, nodes[i].name
-            ));
+                nodes[first.pod].name, me.name
+            )),
+            Some(_) => {}
         }
     }
-    if let Some(first) = &first
-        && let Err(shape) = shape(first, layout, exact_replicas)
-    {
-        problems.push(shape);
+
+    /// Both verdicts over every view added.
+    pub fn finish(self) -> Verdict {
+        let (shape_exact, shape_any) = match self.first {
+            Some(first) => (first.shape_exact, first.shape_any),
+            None => (None, None),
+        };
+        Verdict {
+            problems: self.problems,
+            shape_exact,
+            shape_any,
+        }
     }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems)
+}
+
+/// The first names of a list, then how many more: a node of a fresh 300-node cluster does not
+/// know 299 others, and one line per node is enough to say so.
+fn few(names: &[&str]) -> String {
+    const SHOWN: usize = 8;
+    let mut text = names[..names.len().min(SHOWN)].join(", ");
+    if names.len() > SHOWN {
+        text.push_str(&format!(" and {} more", names.len() - SHOWN));
     }
+    text
 }
 
 /// A node's view of who is master of which slots and who replicates whom, by node ID.
@@ -179,5 +288,126 @@ fn shape(view: &Topology, layout: &Layout, exact_replicas: bool) -> Result<(), S
             layout.masters,
             layout.replicas_per_master
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Six nodes, 3 masters (0–2) with one replica each (3→0, 4→1, 5→2), every view whole.
+    fn formed() -> (Vec<Node>, Layout, Vec<Observation>) {
+        let nodes: Vec<Node> = (0..6)
+            .map(|i| {
+                Node::new(
+                    format!("redis-app-{i}"),
+                    format!("127.0.0.{}:6379", 11 + i).parse().unwrap(),
+                )
+            })
+            .collect();
+        let layout = Layout::new(6, 1).unwrap();
+        let id = |i: usize| format!("{i}").repeat(40);
+        let slots = ["0-5460", "5461-10922", "10923-16383"];
+        let line = |i: usize, me: usize| {
+            let flags = if i == me { "myself," } else { "" };
+            let (role, master, slots) = if i < 3 {
+                ("master", "-".to_string(), slots[i])
+            } else {
+                ("slave", id(i - 3), "")
+            };
+            format!(
+                "{} 127.0.0.{}:6379@16379 {flags}{role} {master} 0 0 1 connected {slots}",
+                id(i),
+                11 + i
+            )
+        };
+        let observations = (0..6)
+            .map(|me| {
+                let view: Vec<String> = (0..6).map(|i| line(i, me)).collect();
+                let info = if me < 3 {
+                    "role:master\r\ncluster_enabled:1\r\n"
+                } else {
+                    "role:slave\r\nmaster_link_status:up\r\ncluster_enabled:1\r\n"
+                };
+                Observation::parse(
+                    info,
+                    &id(me),
+                    &view.join("\n"),
+                    "cluster_state:ok\r\ncluster_slots_assigned:16384\r\ncluster_slots_ok:16384\r\ncluster_known_nodes:6\r\n",
+                )
+                .unwrap()
+            })
+            .collect();
+        (nodes, layout, observations)
+    }
+
+    #[test]
+    fn a_formed_cluster_agrees() {
+        let (nodes, layout, observations) = formed();
+        assert_eq!(check(&nodes, &layout, &observations), Ok(()));
+        assert_eq!(healthy(&nodes, &layout, &observations), Ok(()));
+    }
+
+    #[test]
+    fn one_view_that_differs_is_named_against_the_first() {
+        let (nodes, layout, mut observations) = formed();
+        // Pod 4 sees pod 3 as a replica of pod 1 instead of pod 0.
+        observations[4].nodes[3].master_id = Some("1".repeat(40));
+        let problems = check(&nodes, &layout, &observations).unwrap_err();
+        assert_eq!(
+            problems,
+            vec!["redis-app-0 and redis-app-4 disagree on masters, replicas or slots"]
+        );
+    }
+
+    #[test]
+    fn uneven_replicas_are_healthy_but_not_exact() {
+        let (nodes, layout, mut observations) = formed();
+        // Every view: pod 5 replicates pod 0, so pod 0 has two replicas and pod 2 none.
+        for o in &mut observations {
+            o.nodes[5].master_id = Some("0".repeat(40));
+        }
+        let problems = check(&nodes, &layout, &observations).unwrap_err();
+        assert!(
+            problems[0].contains("2 without exactly 1 replica"),
+            "{problems:?}"
+        );
+        assert_eq!(healthy(&nodes, &layout, &observations), Ok(()));
+    }
+
+    #[test]
+    fn a_node_that_knows_no_one_names_the_first_few_it_lacks() {
+        let nodes: Vec<Node> = (0..12)
+            .map(|i| {
+                Node::new(
+                    format!("n{i}"),
+                    format!("127.0.0.{}:6379", 11 + i).parse().unwrap(),
+                )
+            })
+            .collect();
+        let layout = Layout::new(12, 1).unwrap();
+        let observations: Vec<Observation> = (0..12)
+            .map(|i| {
+                let id = format!("{i:040}");
+                Observation::parse(
+                    "cluster_enabled:1\r\n",
+                    &id,
+                    &format!(
+                        "{id} 127.0.0.{}:6379@16379 myself,master - 0 0 0 connected",
+                        11 + i
+                    ),
+                    "cluster_state:fail\r\ncluster_known_nodes:1\r\n",
+                )
+                .unwrap()
+            })
+            .collect();
+        let problems = check(&nodes, &layout, &observations).unwrap_err();
+        assert!(
+            problems.contains(
+                &"n0 (127.0.0.11:6379) does not know n1, n2, n3, n4, n5, n6, n7, n8 and 3 more"
+                    .into()
+            ),
+            "{problems:?}"
+        );
     }
 }

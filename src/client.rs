@@ -28,6 +28,7 @@ pub struct Client {
     pub node: Node,
     conn: MultiplexedConnection,
     credentials: Option<Credentials>,
+    tls: Option<Tls>,
 }
 
 impl Client {
@@ -86,7 +87,17 @@ impl Client {
             node: node.clone(),
             conn,
             credentials: credentials.cloned(),
+            tls: tls.cloned(),
         })
+    }
+
+    /// A second connection to the same node (same credentials, same TLS), for one large reply,
+    /// closed when dropped. The redis crate keeps a connection's read buffer at the size of the
+    /// largest reply it ever read; a view of a 300-node cluster grows it to 64 KB, and 300
+    /// connections holding one were most of the binary's memory. So a view is read on a
+    /// connection of its own, and the node's long-lived one stays at its 8 KB.
+    pub async fn once(&self) -> Result<Client> {
+        Client::connect(&self.node, self.credentials.as_ref(), self.tls.as_ref()).await
     }
 
     /// Sends one command; `what` names it in errors (never includes a secret).

@@ -81,6 +81,14 @@ impl Observation {
         self.nodes.iter().find(|n| n.flags.myself)
     }
 
+    /// The observation with only the node's own line of its view: what a caller keeps of a node
+    /// once its view has been checked (its role, master and slots), at 1/N of the memory.
+    pub fn without_view(mut self) -> Observation {
+        self.nodes.retain(|n| n.flags.myself);
+        self.nodes.shrink_to_fit();
+        self
+    }
+
     /// True when the node knows only itself.
     pub fn alone(&self) -> bool {
         self.nodes.iter().all(|n| n.flags.myself)

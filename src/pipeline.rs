@@ -14,9 +14,7 @@ use crate::plan::{self, Decision};
 use crate::report::{self, Summary};
 use crate::settle;
 use crate::shutdown::Shutdown;
-use crate::{
-    Error, Result, agreement, converge, form, kubernetes, migrate, observe, relocate, resolve,
-};
+use crate::{Error, Result, converge, form, kubernetes, migrate, observe, relocate, resolve};
 
 /// Runs the program for these settings: finds the nodes, then bootstraps them. `shutdown` stops
 /// it at the next safe point.
@@ -245,6 +243,9 @@ pub async fn bootstrap(
     let observations = if plan.decision == Decision::Formed {
         observations
     } else {
+        // The planner's N views are not needed past the plan: free them before the nodes' views
+        // grow to N lines each while the cluster converges.
+        drop(observations);
         if plan.decision == Decision::Repair {
             relocate::relocate(
                 &clients,
@@ -274,11 +275,17 @@ pub async fn bootstrap(
         )
         .await?;
         timer.done("converge");
-        if agreement::check(nodes, &layout, &agreed).is_ok() {
-            agreed
+        if agreed.uneven.is_empty() {
+            agreed.observations
         } else {
             repair_replicas(
-                &clients, nodes, &layout, agreed, settings, shutdown, &mut timer,
+                &clients,
+                nodes,
+                &layout,
+                agreed.observations,
+                settings,
+                shutdown,
+                &mut timer,
             )
             .await?
         }
@@ -336,13 +343,14 @@ async fn repair_replicas(
     timer.done("repair");
     let agreed = converge::converge(clients, layout, settings.converge_timeout).await?;
     timer.done("converge");
-    match agreement::check(nodes, layout, &agreed) {
-        Ok(()) => Ok(agreed),
-        Err(problems) => Err(Error::Timeout {
+    if agreed.uneven.is_empty() {
+        Ok(agreed.observations)
+    } else {
+        Err(Error::Timeout {
             phase: "convergence",
             after: settings.converge_timeout,
-            detail: converge::summarize(&problems),
-        }),
+            detail: converge::summarize(&agreed.uneven),
+        })
     }
 }
 

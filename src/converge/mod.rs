@@ -11,21 +11,22 @@
 //! `CLUSTER MEET` that node again (the only way to make a node send its own header to another).
 
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use futures::future::try_join_all;
 use tracing::info;
 
-use crate::agreement;
 use crate::client::Client;
 use crate::cluster_nodes::ClusterNode;
 use crate::layout::Layout;
 use crate::node::Node;
 use crate::observation::Observation;
-use crate::observe::observe_members;
 use crate::slots::SLOTS;
 use crate::{Error, Result};
+
+mod sweep;
+
+use sweep::{Sweep, sweep};
 
 /// How often progress is logged while waiting.
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
@@ -59,14 +60,20 @@ const UNEVEN_FOR: Duration = Duration::from_secs(2);
 /// At most this many nudges per node and round.
 const NUDGES_PER_NODE: usize = 4;
 
+/// What [`converge`] hands back.
+pub struct Converged {
+    /// Every node's observation, each with only its own line of `CLUSTER NODES` (its role,
+    /// master and slots): the views were checked and dropped.
+    pub observations: Vec<Observation>,
+    /// Empty when every master has exactly R replicas; else what is uneven (the cluster is
+    /// healthy otherwise, and the caller repairs it).
+    pub uneven: Vec<String>,
+}
+
 /// Polls until every node agrees, or fails after `timeout` naming what is still missing. Also
 /// returns, for the caller to repair, once the cluster has been healthy for 2 s but for
-/// its replicas not being R per master ([`agreement::healthy`]).
-pub async fn converge(
-    clients: &[Client],
-    layout: &Layout,
-    timeout: Duration,
-) -> Result<Vec<Observation>> {
+/// its replicas not being R per master ([`crate::agreement::healthy`]).
+pub async fn converge(clients: &[Client], layout: &Layout, timeout: Duration) -> Result<Converged> {
     let nodes: Vec<Node> = clients.iter().map(|c| c.node.clone()).collect();
     let started = Instant::now();
     let mut last_log = started;
@@ -79,6 +86,9 @@ pub async fn converge(
     let mut stale_since: HashMap<(usize, usize), Instant> = HashMap::new();
     let mut down_since: HashMap<usize, Instant> = HashMap::new();
     let mut uneven_since: Option<Instant> = None;
+    // The IDs the views are checked against, and each node's own line from the last full check.
+    let mut ids = node_ids(clients).await?;
+    let mut selves: Vec<Option<ClusterNode>> = vec![None; clients.len()];
     // The nodes that have not passed the cheap check yet.
     let mut waiting: Vec<usize> = (0..clients.len()).collect();
     let mut problems = Vec::new();
@@ -107,37 +117,43 @@ pub async fn converge(
         };
         if last_full.is_none_or(|t| t.elapsed() >= every) {
             last_full = Some(Instant::now());
-            match observe_members(clients).await {
-                Ok(observations) => {
-                    let verdict = agreement::check(&nodes, layout, &observations);
-                    if waiting.is_empty() && verdict.is_ok() {
-                        return Ok(observations);
+            match sweep(clients, &nodes, layout, &ids, &selves).await {
+                Ok(found) => {
+                    let Sweep {
+                        observations,
+                        verdict,
+                        stale,
+                        misdirected,
+                    } = found;
+                    if waiting.is_empty() && verdict.is_exact() {
+                        return Ok(Converged {
+                            observations,
+                            uneven: Vec::new(),
+                        });
                     }
-                    if waiting.is_empty()
-                        && agreement::healthy(&nodes, layout, &observations).is_ok()
-                    {
+                    if waiting.is_empty() && verdict.is_healthy() {
                         if uneven_since.get_or_insert_with(Instant::now).elapsed() >= UNEVEN_FOR {
-                            return Ok(observations);
+                            return Ok(Converged {
+                                observations,
+                                uneven: verdict.exact().err().unwrap_or_default(),
+                            });
                         }
                     } else {
                         uneven_since = None;
                     }
-                    nudge(
-                        clients,
-                        &observations,
-                        &mut stale_since,
-                        nudge_after(nodes.len()),
-                    )
-                    .await?;
+                    ids = observations.iter().map(|o| o.id.clone()).collect();
+                    selves = observations.iter().map(|o| o.myself().cloned()).collect();
+                    nudge(clients, stale, &mut stale_since, nudge_after(nodes.len())).await?;
                     repoint(
                         clients,
-                        &observations,
+                        &ids,
+                        misdirected,
                         &mut down_since,
                         nudge_after(nodes.len()),
                     )
                     .await?;
                     if waiting.is_empty() {
-                        problems = verdict.err().unwrap_or_default();
+                        problems = verdict.exact().err().unwrap_or_default();
                     }
                 }
                 // A node too busy to answer in time has not agreed yet.
@@ -148,10 +164,8 @@ pub async fn converge(
         if started.elapsed() >= timeout {
             // The full check names every node and what it lacks, not just the first ones; a node
             // too busy to answer it is named as such, inside the timeout's message.
-            let problems = match observe_members(clients).await {
-                Ok(observations) => agreement::check(&nodes, layout, &observations)
-                    .err()
-                    .unwrap_or(problems),
+            let problems = match sweep(clients, &nodes, layout, &ids, &selves).await {
+                Ok(found) => found.verdict.exact().err().unwrap_or(problems),
                 Err(e) if is_timeout(&e) => vec![e.to_string()],
                 Err(e) => return Err(e),
             };
@@ -190,31 +204,43 @@ pub async fn converge(
     }
 }
 
+/// Every node's ID (`CLUSTER MYID`), in pod order.
+async fn node_ids(clients: &[Client]) -> Result<Vec<String>> {
+    try_join_all(clients.iter().map(|c| async move {
+        let mut cmd = redis::cmd("CLUSTER");
+        cmd.arg("MYID");
+        c.query::<String>(&cmd, "CLUSTER MYID")
+            .await
+            .map(|id| id.trim().to_string())
+    }))
+    .await
+}
+
 /// True when `e` is a command that got no answer within the client's timeout.
 pub(crate) fn is_timeout(e: &Error) -> bool {
     matches!(e, Error::Unreachable { source, .. } if source.is_timeout())
 }
 
 /// Re-points every replica whose link to its master has been down for `after` while it pulls
-/// from an address that is not its master's: `CLUSTER REPLICATE` of the *same* master. Redis 7.0
-/// updates a master's address learnt through gossip without re-pointing its replicas, and the
-/// address can change after the plan was made (it is learnt while the cluster converges).
+/// from an address that is not its master's (`misdirected`, see [`sweep::misdirected_replica`]):
+/// `CLUSTER REPLICATE` of the *same* master. Redis 7.0 updates a master's address learnt through
+/// gossip without re-pointing its replicas, and the address can change after the plan was made
+/// (it is learnt while the cluster converges).
 async fn repoint(
     clients: &[Client],
-    observations: &[Observation],
+    ids: &[String],
+    misdirected: Vec<(usize, usize)>,
     down_since: &mut HashMap<usize, Instant>,
     after: Duration,
 ) -> Result<()> {
     let now = Instant::now();
-    let addrs: Vec<SocketAddr> = clients.iter().map(|c| c.node.addr).collect();
-    let misdirected = misdirected_replicas(observations, &addrs);
     down_since.retain(|replica, _| misdirected.iter().any(|(r, _)| r == replica));
     for (replica, master) in misdirected {
         let since = *down_since.entry(replica).or_insert(now);
         if now.duration_since(since) < after {
             continue;
         }
-        let master_id = &observations[master].id;
+        let master_id = &ids[master];
         let mut cmd = redis::cmd("CLUSTER");
         cmd.arg("REPLICATE").arg(master_id);
         clients[replica]
@@ -231,31 +257,15 @@ async fn repoint(
     Ok(())
 }
 
-/// `(replica, master)` pod indices of replicas whose link is down and whose `master_host` is not
-/// their master's current address. Pure.
-fn misdirected_replicas(observations: &[Observation], addrs: &[SocketAddr]) -> Vec<(usize, usize)> {
-    observations
-        .iter()
-        .enumerate()
-        .filter(|(_, o)| o.master_link_up == Some(false))
-        .filter_map(|(i, o)| {
-            let master_id = o.myself()?.master_id.as_deref()?;
-            let master = observations.iter().position(|m| m.id == master_id)?;
-            (o.master_addr.is_some_and(|a| a != addrs[master])).then_some((i, master))
-        })
-        .collect()
-}
-
-/// Sends one `CLUSTER MEET` for every stale view (see [`stale_views`]) that has lasted `after`.
+/// Sends one `CLUSTER MEET` for every stale view (see [`sweep::stale_in_view`]) that has lasted
+/// `after`.
 async fn nudge(
     clients: &[Client],
-    observations: &[Observation],
+    stale: HashSet<(usize, usize)>,
     stale_since: &mut HashMap<(usize, usize), Instant>,
     after: Duration,
 ) -> Result<()> {
     let now = Instant::now();
-    let addrs: Vec<SocketAddr> = clients.iter().map(|c| c.node.addr).collect();
-    let stale = stale_views(observations, &addrs);
     stale_since.retain(|pair, _| stale.contains(pair));
     let mut due: Vec<(usize, usize)> = stale
         .into_iter()
@@ -264,9 +274,10 @@ async fn nudge(
             now.duration_since(since) >= after
         })
         .collect();
+    due.sort_unstable();
     // No node opens more handshakes at once than the introductions made it: the rest wait for
     // the next round.
-    let mut sent = vec![0; observations.len()];
+    let mut sent = vec![0; clients.len()];
     due.retain(|&(sender, _)| {
         sent[sender] += 1;
         sent[sender] <= NUDGES_PER_NODE
@@ -306,44 +317,6 @@ async fn nudge(
         after
     );
     Ok(())
-}
-
-/// Pairs `(sender, receiver)`: `sender` is to `CLUSTER MEET` `receiver` again. Pure.
-///
-/// - `receiver` does not know `sender`, or sees it with another role, master or slots than
-///   `sender` says of itself: the sender meets it, so that it reads the sender's own header.
-/// - `sender` sees `receiver` as `noaddr` or at an address that is not its current one: the sender
-///   meets it at its current address. Redis never re-learns the address of a `noaddr` peer, and a
-///   node whose peer holds it so is pinged by no one.
-fn stale_views(observations: &[Observation], addrs: &[SocketAddr]) -> HashSet<(usize, usize)> {
-    let selves: Vec<Option<&ClusterNode>> = observations.iter().map(|o| o.myself()).collect();
-    let mut stale = HashSet::new();
-    for (node, o) in observations.iter().enumerate() {
-        let view: HashMap<&str, &ClusterNode> = o
-            .nodes
-            .iter()
-            .filter(|l| !l.flags.handshake)
-            .map(|l| (l.id.as_str(), l))
-            .collect();
-        for (peer, me) in selves.iter().enumerate() {
-            let Some(me) = me.filter(|_| peer != node) else {
-                continue;
-            };
-            let line = view.get(me.id.as_str());
-            let agrees = line.is_some_and(|l| {
-                l.flags.replica == me.flags.replica
-                    && l.master_id == me.master_id
-                    && l.slots == me.slots
-            });
-            if !agrees {
-                stale.insert((peer, node));
-            }
-            if line.is_some_and(|l| l.flags.noaddr || l.addr != Some(addrs[peer])) {
-                stale.insert((node, peer));
-            }
-        }
-    }
-    stale
 }
 
 /// The cheap check on one node; `Some` says what it is missing.
@@ -408,10 +381,35 @@ pub fn summarize(problems: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::SocketAddr;
 
     const A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     const B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
     const C: &str = "cccccccccccccccccccccccccccccccccccccccc";
+
+    /// Every stale pair over all views, each compared with every node's own line.
+    fn stale_views(observations: &[Observation], addrs: &[SocketAddr]) -> HashSet<(usize, usize)> {
+        let ids: Vec<&str> = observations.iter().map(|o| o.id.as_str()).collect();
+        let selves: Vec<Option<ClusterNode>> =
+            observations.iter().map(|o| o.myself().cloned()).collect();
+        let mut stale = HashSet::new();
+        for (i, o) in observations.iter().enumerate() {
+            sweep::stale_in_view(i, o, &ids, &selves, addrs, &mut stale);
+        }
+        stale
+    }
+
+    fn misdirected_replicas(
+        observations: &[Observation],
+        addrs: &[SocketAddr],
+    ) -> Vec<(usize, usize)> {
+        let ids: Vec<&str> = observations.iter().map(|o| o.id.as_str()).collect();
+        observations
+            .iter()
+            .enumerate()
+            .filter_map(|(i, o)| sweep::misdirected_replica(i, o, &ids, addrs))
+            .collect()
+    }
 
     /// One node's view: `(id, myself, role, master, slots)` per line, as Redis prints it.
     fn view(id: &str, lines: &[(&str, &str, &str)]) -> Observation {
@@ -491,6 +489,24 @@ mod tests {
             .collect();
         let stale = stale_views(&observations, &addrs);
         assert_eq!(stale, HashSet::from([(2, 1), (0, 2)]));
+    }
+
+    #[test]
+    fn the_first_check_knows_no_selves_yet_but_still_meets_a_peer_seen_at_an_old_address() {
+        let a = "- 0 0 1 connected 0-8191";
+        let mut seen_by_a = view(
+            A,
+            &[(A, "myself,master", a), (B, "master", "- 0 0 2 connected")],
+        );
+        seen_by_a.nodes[1].addr = Some("127.0.9.12:6379".parse().unwrap());
+        let addrs: Vec<SocketAddr> = (0..2)
+            .map(|j| format!("127.0.0.{}:6379", 11 + j).parse().unwrap())
+            .collect();
+        let selves = vec![None, None];
+        let mut stale = HashSet::new();
+        sweep::stale_in_view(0, &seen_by_a, &[A, B], &selves, &addrs, &mut stale);
+        // A meets B at its current address; that A lacks B's slots waits for B's own line.
+        assert_eq!(stale, HashSet::from([(0, 1)]));
     }
 
     #[test]
