@@ -243,8 +243,9 @@ pub async fn bootstrap(
     let observations = if plan.decision == Decision::Formed {
         observations
     } else {
-        // The planner's N views are not needed past the plan: free them before the nodes' views
-        // grow to N lines each while the cluster converges.
+        // The planner's N views are not needed past the plan, only the nodes' IDs: free them
+        // before the nodes' views grow to N lines each while the cluster converges.
+        let ids: Vec<String> = observations.iter().map(|o| o.id.clone()).collect();
         drop(observations);
         if plan.decision == Decision::Repair {
             relocate::relocate(
@@ -271,7 +272,7 @@ pub async fn bootstrap(
             shutdown,
             "converge",
             "every planned change was made; the nodes were still coming to agree",
-            converge::converge(&clients, &layout, settings.converge_timeout),
+            converge::converge(&clients, &layout, ids, settings.converge_timeout),
         )
         .await?;
         timer.done("converge");
@@ -341,7 +342,8 @@ async fn repair_replicas(
     )
     .await?;
     timer.done("repair");
-    let agreed = converge::converge(clients, layout, settings.converge_timeout).await?;
+    let ids = observations.iter().map(|o| o.id.clone()).collect();
+    let agreed = converge::converge(clients, layout, ids, settings.converge_timeout).await?;
     timer.done("converge");
     if agreed.uneven.is_empty() {
         Ok(agreed.observations)

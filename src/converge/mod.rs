@@ -70,10 +70,16 @@ pub struct Converged {
     pub uneven: Vec<String>,
 }
 
-/// Polls until every node agrees, or fails after `timeout` naming what is still missing. Also
+/// Polls until every node agrees, or fails after `timeout` naming what is still missing. `ids`
+/// are the nodes' IDs in pod order, as the plan found them (a node keeps its ID). Also
 /// returns, for the caller to repair, once the cluster has been healthy for 2 s but for
 /// its replicas not being R per master ([`crate::agreement::healthy`]).
-pub async fn converge(clients: &[Client], layout: &Layout, timeout: Duration) -> Result<Converged> {
+pub async fn converge(
+    clients: &[Client],
+    layout: &Layout,
+    mut ids: Vec<String>,
+    timeout: Duration,
+) -> Result<Converged> {
     let nodes: Vec<Node> = clients.iter().map(|c| c.node.clone()).collect();
     let started = Instant::now();
     let mut last_log = started;
@@ -86,8 +92,7 @@ pub async fn converge(clients: &[Client], layout: &Layout, timeout: Duration) ->
     let mut stale_since: HashMap<(usize, usize), Instant> = HashMap::new();
     let mut down_since: HashMap<usize, Instant> = HashMap::new();
     let mut uneven_since: Option<Instant> = None;
-    // The IDs the views are checked against, and each node's own line from the last full check.
-    let mut ids = node_ids(clients).await?;
+    // Each node's own line from the last full check.
     let mut selves: Vec<Option<ClusterNode>> = vec![None; clients.len()];
     // The nodes that have not passed the cheap check yet.
     let mut waiting: Vec<usize> = (0..clients.len()).collect();
@@ -202,18 +207,6 @@ pub async fn converge(clients: &[Client], layout: &Layout, timeout: Duration) ->
         };
         tokio::time::sleep(pause).await;
     }
-}
-
-/// Every node's ID (`CLUSTER MYID`), in pod order.
-async fn node_ids(clients: &[Client]) -> Result<Vec<String>> {
-    try_join_all(clients.iter().map(|c| async move {
-        let mut cmd = redis::cmd("CLUSTER");
-        cmd.arg("MYID");
-        c.query::<String>(&cmd, "CLUSTER MYID")
-            .await
-            .map(|id| id.trim().to_string())
-    }))
-    .await
 }
 
 /// True when `e` is a command that got no answer within the client's timeout.

@@ -20,7 +20,7 @@ use crate::observation::Observation;
 use crate::observe::observe_member;
 
 /// How many views are read (and held, and connections open for them) at once.
-const AT_ONCE: usize = 8;
+const AT_ONCE: usize = 4;
 
 /// What one full check found.
 pub struct Sweep {
