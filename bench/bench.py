@@ -18,7 +18,7 @@ the floor at 1000 ms, the machine's CPU, not the tool, sets the pace. It is no l
 nothing to re-introduce stale peers, at 5000 ms the last views straggle in for seconds.
 
     python3 bench/bench.py                 # N = 6, 30, 100 at T = 5000 and 1000 ms, 5 runs each
-    python3 bench/bench.py --nodes 300 --timeouts 5000 --runs 1 --out bench/results/n300
+    python3 bench/bench.py --nodes 300 --timeouts 15000 --runs 3 --run-timeout 150 --out bench/results/n300
     python3 bench/bench.py --nodes 100 --tools bootstrap,redis-cli,premeshed
     python3 bench/bench.py --smoke         # N = 6, T = 1000 ms, one run per tool (CI)
 

@@ -52,4 +52,11 @@ echo "check-static-deps: newest glibc symbol version needed: $newest (runtime ha
 highest=$(printf '%s\n%s\n' "$newest" "$runtime_glibc" | sort -t. -k1,1n -k2,2n -k3,3n | tail -n 1)
 [ "$highest" = "$runtime_glibc" ] || fail "$binary needs GLIBC_$newest; the runtime image has $runtime_glibc"
 
+# 3. Packed relative relocations (build.rs) need a loader that reads DT_RELR: glibc 2.36 or newer.
+if readelf --version-info --wide "$binary" | grep -q GLIBC_ABI_DT_RELR; then
+    relr=$(printf '%s\n%s\n' "2.36" "$runtime_glibc" | sort -t. -k1,1n -k2,2n -k3,3n | head -n 1)
+    [ "$relr" = "2.36" ] || fail "$binary packs its relocations (DT_RELR), which glibc $runtime_glibc cannot load: build.rs"
+    echo "check-static-deps: packed relocations (DT_RELR): the runtime's glibc $runtime_glibc loads them"
+fi
+
 echo "check-static-deps: ok, $binary runs on gcr.io/distroless/cc-debian12"

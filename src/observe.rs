@@ -1,9 +1,14 @@
 //! Reads what every node knows: `INFO`, `CLUSTER MYID`, `CLUSTER NODES`, `CLUSTER INFO`, one
-//! pipelined round trip per node, all nodes at once.
+//! pipelined round trip per node. A view of N nodes is read a few nodes at a time, each on a
+//! connection of its own: the redis crate keeps a connection's read buffer at the largest reply it
+//! ever read, and 300 long-lived connections each grown to a 300-line view were most of the
+//! binary's memory.
 
 use std::time::Duration;
 
 use futures::future::try_join_all;
+use futures::{StreamExt, TryStreamExt, stream};
+use tracing::debug;
 
 use crate::client::{self, Client};
 use crate::credentials::Credentials;
@@ -69,14 +74,41 @@ pub async fn observe_member(client: &Client) -> Result<Observation> {
     )
 }
 
-/// Observes every node known to be in cluster mode (the convergence loop's full check).
-pub async fn observe_members(clients: &[Client]) -> Result<Vec<Observation>> {
-    try_join_all(clients.iter().map(observe_member)).await
+/// How many nodes are observed at once by [`observe_all`] and the convergence loop's full check,
+/// each on a connection of its own: the views held at once, and the connections open for them.
+pub const AT_ONCE: usize = 4;
+
+/// [`observe_member`] on a connection of its own ([`Client::once`]), closed after the read, so
+/// that the node's long-lived connection never grows a read buffer the size of a view. On the
+/// node's own connection when a new one cannot be opened (a node too busy to accept in time).
+pub async fn observe_member_apart(client: &Client) -> Result<Observation> {
+    match client.once().await {
+        Ok(once) => observe_member(&once).await,
+        Err(e) => {
+            debug!(node = %client.node.name, "{e}: its view is read on its own connection");
+            observe_member(client).await
+        }
+    }
 }
 
-/// Observes every node concurrently, in node order.
+/// [`observe`] on a connection of its own, as [`observe_member_apart`].
+async fn observe_apart(client: &Client) -> Result<Observation> {
+    match client.once().await {
+        Ok(once) => observe(&once).await,
+        Err(e) => {
+            debug!(node = %client.node.name, "{e}: its view is read on its own connection");
+            observe(client).await
+        }
+    }
+}
+
+/// Observes every node, [`AT_ONCE`] at a time, each on a connection of its own; in node order.
 pub async fn observe_all(clients: &[Client]) -> Result<Vec<Observation>> {
-    try_join_all(clients.iter().map(observe)).await
+    stream::iter(clients)
+        .map(observe_apart)
+        .buffered(AT_ONCE)
+        .try_collect()
+        .await
 }
 
 /// Connects to every node afresh and observes it, retrying a node that does not answer until

@@ -8,7 +8,6 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 
 use futures::{StreamExt, stream};
-use tracing::debug;
 
 use crate::Result;
 use crate::agreement::{Tally, Verdict};
@@ -17,10 +16,7 @@ use crate::cluster_nodes::ClusterNode;
 use crate::layout::Layout;
 use crate::node::Node;
 use crate::observation::Observation;
-use crate::observe::observe_member;
-
-/// How many views are read (and held, and connections open for them) at once.
-const AT_ONCE: usize = 4;
+use crate::observe::{AT_ONCE, observe_member_apart};
 
 /// What one full check found.
 pub struct Sweep {
@@ -50,18 +46,9 @@ pub async fn sweep(
     let mut stale = HashSet::new();
     let mut misdirected = Vec::new();
     let mut observations = Vec::with_capacity(clients.len());
-    // Each view on a connection of its own ([`Client::once`]): read, checked, closed.
+    // Each view on a connection of its own: read, checked, closed.
     let mut views = stream::iter(clients)
-        .map(|client| async move {
-            match client.once().await {
-                Ok(once) => observe_member(&once).await,
-                // A node too busy to take one more connection in time is read on its own one.
-                Err(e) => {
-                    debug!(node = %client.node.name, "{e}: its view is read on its own connection");
-                    observe_member(client).await
-                }
-            }
-        })
+        .map(observe_member_apart)
         .buffered(AT_ONCE);
     while let Some(o) = views.next().await {
         let (i, o) = (observations.len(), o?);
