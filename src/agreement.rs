@@ -295,16 +295,21 @@ fn shape(view: &Topology, layout: &Layout, exact_replicas: bool) -> Result<(), S
 mod tests {
     use super::*;
 
-    /// Six nodes, 3 masters (0–2) with one replica each (3→0, 4→1, 5→2), every view whole.
-    fn formed() -> (Vec<Node>, Layout, Vec<Observation>) {
-        let nodes: Vec<Node> = (0..6)
+    /// `n` pods `<prefix>0`, `<prefix>1`, … at 127.0.0.11, .12, …
+    fn pods(prefix: &str, n: usize) -> Vec<Node> {
+        (0..n)
             .map(|i| {
                 Node::new(
-                    format!("redis-app-{i}"),
+                    format!("{prefix}{i}"),
                     format!("127.0.0.{}:6379", 11 + i).parse().unwrap(),
                 )
             })
-            .collect();
+            .collect()
+    }
+
+    /// Six nodes, 3 masters (0–2) with one replica each (3→0, 4→1, 5→2), every view whole.
+    fn formed() -> (Vec<Node>, Layout, Vec<Observation>) {
+        let nodes = pods("redis-app-", 6);
         let layout = Layout::new(6, 1).unwrap();
         let id = |i: usize| format!("{i}").repeat(40);
         let slots = ["0-5460", "5461-10922", "10923-16383"];
@@ -377,14 +382,7 @@ mod tests {
 
     #[test]
     fn a_node_that_knows_no_one_names_the_first_few_it_lacks() {
-        let nodes: Vec<Node> = (0..12)
-            .map(|i| {
-                Node::new(
-                    format!("n{i}"),
-                    format!("127.0.0.{}:6379", 11 + i).parse().unwrap(),
-                )
-            })
-            .collect();
+        let nodes = pods("n", 12);
         let layout = Layout::new(12, 1).unwrap();
         let observations: Vec<Observation> = (0..12)
             .map(|i| {
