@@ -100,6 +100,11 @@ impl Observation {
     }
 }
 
+/// Every node's ID, in the order of `observations`.
+pub fn ids(observations: &[Observation]) -> Vec<String> {
+    observations.iter().map(|o| o.id.clone()).collect()
+}
+
 impl ClusterInfo {
     fn with(mut self, fields: &HashMap<&str, &str>) -> ClusterInfo {
         let number = |key: &str| fields.get(key).and_then(|v| v.parse().ok()).unwrap_or(0);

@@ -78,26 +78,23 @@ pub async fn observe_member(client: &Client) -> Result<Observation> {
 /// each on a connection of its own: the views held at once, and the connections open for them.
 pub const AT_ONCE: usize = 4;
 
-/// [`observe_member`] on a connection of its own ([`Client::once`]), closed after the read, so
-/// that the node's long-lived connection never grows a read buffer the size of a view. On the
-/// node's own connection when a new one cannot be opened (a node too busy to accept in time).
+/// [`observe_member`] on a connection of its own, as [`apart`] says.
 pub async fn observe_member_apart(client: &Client) -> Result<Observation> {
-    match client.once().await {
-        Ok(once) => observe_member(&once).await,
-        Err(e) => {
-            debug!(node = %client.node.name, "{e}: its view is read on its own connection");
-            observe_member(client).await
-        }
-    }
+    apart(client, observe_member).await
 }
 
-/// [`observe`] on a connection of its own, as [`observe_member_apart`].
-async fn observe_apart(client: &Client) -> Result<Observation> {
+/// Runs `read` on a connection of its own to the node ([`Client::once`]), closed after the read,
+/// so that the node's long-lived connection never grows a read buffer the size of a view. On the
+/// node's own connection when a new one cannot be opened (a node too busy to accept in time).
+async fn apart(
+    client: &Client,
+    read: impl AsyncFn(&Client) -> Result<Observation>,
+) -> Result<Observation> {
     match client.once().await {
-        Ok(once) => observe(&once).await,
+        Ok(once) => read(&once).await,
         Err(e) => {
             debug!(node = %client.node.name, "{e}: its view is read on its own connection");
-            observe(client).await
+            read(client).await
         }
     }
 }
@@ -105,7 +102,7 @@ async fn observe_apart(client: &Client) -> Result<Observation> {
 /// Observes every node, [`AT_ONCE`] at a time, each on a connection of its own; in node order.
 pub async fn observe_all(clients: &[Client]) -> Result<Vec<Observation>> {
     stream::iter(clients)
-        .map(observe_apart)
+        .map(|client| apart(client, observe))
         .buffered(AT_ONCE)
         .try_collect()
         .await

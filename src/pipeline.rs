@@ -245,7 +245,7 @@ pub async fn bootstrap(
     } else {
         // The planner's N views are not needed past the plan, only the nodes' IDs: free them
         // before the nodes' views grow to N lines each while the cluster converges.
-        let ids: Vec<String> = observations.iter().map(|o| o.id.clone()).collect();
+        let ids = crate::observation::ids(&observations);
         drop(observations);
         if plan.decision == Decision::Repair {
             relocate::relocate(
@@ -342,7 +342,7 @@ async fn repair_replicas(
     )
     .await?;
     timer.done("repair");
-    let ids = observations.iter().map(|o| o.id.clone()).collect();
+    let ids = crate::observation::ids(&observations);
     let agreed = converge::converge(clients, layout, ids, settings.converge_timeout).await?;
     timer.done("converge");
     if agreed.uneven.is_empty() {

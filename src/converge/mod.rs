@@ -146,7 +146,7 @@ pub async fn converge(
                     } else {
                         uneven_since = None;
                     }
-                    ids = observations.iter().map(|o| o.id.clone()).collect();
+                    ids = crate::observation::ids(&observations);
                     selves = observations.iter().map(|o| o.myself().cloned()).collect();
                     nudge(clients, stale, &mut stale_since, nudge_after(nodes.len())).await?;
                     repoint(
