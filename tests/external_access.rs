@@ -86,17 +86,23 @@ fn certificates(dir: &Path, ips: &[String], domain: &str) -> (TlsFiles, String) 
     (files, ca_pem)
 }
 
+/// The options that make pod `i` announce `redis-app-i.<domain>` and hand it to clients, as
+/// components/external-access does.
+fn announced(domain: &str, i: usize) -> Vec<String> {
+    vec![
+        "--cluster-announce-hostname".into(),
+        format!("redis-app-{i}.{domain}"),
+        "--cluster-preferred-endpoint-type".into(),
+        "hostname".into(),
+    ]
+}
+
 /// Pod `i`'s options: TLS, announcing `redis-app-i.<domain>` and handing clients that name, as
 /// production's startup does with the component.
 fn pod_options(files: &TlsFiles, domain: &str, i: usize) -> Options {
     Options {
         tls: Some(files.clone()),
-        extra: vec![
-            "--cluster-announce-hostname".into(),
-            format!("redis-app-{i}.{domain}"),
-            "--cluster-preferred-endpoint-type".into(),
-            "hostname".into(),
-        ],
+        extra: announced(domain, i),
         ..Options::default()
     }
 }
@@ -424,12 +430,7 @@ fn the_bootstrap_maps_external_names_to_pods_and_replaces_a_lost_volume() {
     let dns = dns::FakeDns::start(KUBERNETES);
     let options: Vec<Options> = (0..PODS)
         .map(|i| Options {
-            extra: vec![
-                "--cluster-announce-hostname".into(),
-                format!("redis-app-{i}.{domain}"),
-                "--cluster-preferred-endpoint-type".into(),
-                "hostname".into(),
-            ],
+            extra: announced(domain, i),
             ..Options::default()
         })
         .collect();
