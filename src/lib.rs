@@ -32,6 +32,9 @@
 //! - [`pipeline`]: runs the phases in order and times each one.
 //! - [`shutdown`]: SIGTERM and SIGINT stop the run at the next safe point.
 //!
+//! [`rdb`] reads RDB files (a backup's snapshots) one key at a time into the payloads `RESTORE`
+//! takes; [`slots::key_slot`] says which master owns each key.
+//!
 //! The second entry point, [`pod`], holds the commands that run inside a Redis pod over the same
 //! client, TLS and command list: `handover` (the preStop hook), `ready` (the readiness probe),
 //! `rejoin` (at the pod's start) and `install` (the init container copies the binary).
@@ -58,6 +61,7 @@ pub mod pairing;
 pub mod pipeline;
 pub mod plan;
 pub mod pod;
+pub mod rdb;
 pub mod relocate;
 pub mod report;
 pub mod resolve;
