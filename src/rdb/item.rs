@@ -53,9 +53,10 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// The RDB type of the value (the payload's first byte): it says the encoding too.
+    /// The RDB type of the value (the payload's first byte): it says the encoding too. (255, no
+    /// type, for an entry made with an empty payload: the reader never makes one.)
     pub fn rdb_type(&self) -> u8 {
-        self.payload[0]
+        self.payload.first().copied().unwrap_or(u8::MAX)
     }
 
     /// The value's type as `TYPE` names it: `string`, `list`, `set`, `zset`, `hash`, `stream`

@@ -98,6 +98,8 @@ pub struct Options {
     /// TLS only: `--port 0`, `--tls-port 6379`, TLS on the cluster bus and replication, with the
     /// node's certificate for its address from these files.
     pub tls: Option<TlsFiles>,
+    /// The server to start when not the one under test (a test across Redis and Valkey).
+    pub server: Option<Server>,
 }
 
 /// The TLS files of a test in one directory: `ca.crt`, `<ip>.crt` and `<ip>.key` for every
@@ -188,7 +190,8 @@ impl RedisNode {
     /// Starts a node at `ip:6379` on an existing data directory (a pod rescheduled with its volume).
     pub fn start_in(ip: &str, dir: &Path, options: &Options) -> RedisNode {
         let addr: SocketAddr = format!("{ip}:6379").parse().unwrap();
-        let redis_server = which(Server::under_test().server_binary());
+        let server = options.server.unwrap_or_else(Server::under_test);
+        let redis_server = which(server.server_binary());
         let port = if options.tls.is_some() { "0" } else { "6379" };
         let mut args: Vec<String> = vec![
             "--port".into(),
