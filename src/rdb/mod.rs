@@ -49,8 +49,8 @@
 //! # What is read
 //!
 //! Every value type and encoding Redis 7.0 (RDB 10), Redis 7.2 and Valkey 8.0 (RDB 11) write,
-//! and what older servers wrote (ziplists, zipmaps, quicklist 1, the first stream format,
-//! string-encoded scores, second-resolution expiries): strings, lists, sets, sorted sets,
+//! and what older servers wrote (Redis 6.2's ziplists, quicklist 1 and first stream format;
+//! zipmaps, linked lists, string-encoded scores, second-resolution expiries before that): strings, lists, sets, sorted sets,
 //! hashes, streams with their consumer groups, and module values in the self-describing format
 //! of Redis 4.0 and later, which are copied like any value (the target needs the module loaded
 //! to restore them; [`Entry::module`] names it). Refused with an error naming the key: module

