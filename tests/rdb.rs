@@ -23,7 +23,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use common::{Options, RedisNode, Server};
+use common::{Options, RedisNode, Server, value_of};
 use redis::aio::MultiplexedConnection;
 use redis::{Cmd, Value};
 use redis_cluster_bootstrap::rdb::{Entry, Item, Reader, verify_payload};
@@ -350,59 +350,6 @@ async fn restore(node: &RedisNode, read: &Read) -> Result<(), redis::RedisError>
             .await?;
     }
     Ok(())
-}
-
-/// A value as a client sees it, in a form to compare across servers: members of sets and fields
-/// of hashes sorted; a stream's entries and its `XINFO STREAM ... FULL` (groups, PELs with
-/// delivery times and counts, consumers with seen times) without `active-time`, which Redis
-/// 7.0 does not keep.
-async fn value_of(c: &mut MultiplexedConnection, key: &[u8]) -> (String, Value) {
-    let kind: String = redis::cmd("TYPE").arg(key).query_async(c).await.unwrap();
-    let read = |name: &str| redis::cmd(name).arg(key).clone();
-    let value = match kind.as_str() {
-        "string" => q(c, &read("GET")).await,
-        "list" => q(c, read("LRANGE").arg(0).arg(-1)).await,
-        "set" => sorted(q(c, &read("SMEMBERS")).await, 1),
-        "zset" => q(c, read("ZRANGE").arg(0).arg(-1).arg("WITHSCORES")).await,
-        "hash" => sorted(q(c, &read("HGETALL")).await, 2),
-        "stream" => Value::Array(vec![
-            q(c, read("XRANGE").arg("-").arg("+")).await,
-            without_active_time(q(c, redis::cmd("XINFO").arg("STREAM").arg(key).arg("FULL")).await),
-        ]),
-        other => panic!("unexpected type {other}"),
-    };
-    (kind, value)
-}
-
-/// An array's items sorted in groups of `n` (members, or field-value pairs).
-fn sorted(value: Value, n: usize) -> Value {
-    let Value::Array(items) = value else {
-        panic!("not an array: {value:?}")
-    };
-    let mut groups: Vec<Vec<Value>> = items.chunks(n).map(<[Value]>::to_vec).collect();
-    groups.sort_by_key(|g| format!("{g:?}"));
-    Value::Array(groups.concat())
-}
-
-fn without_active_time(value: Value) -> Value {
-    match value {
-        Value::Array(items) => {
-            let mut kept = Vec::new();
-            let mut skip = false;
-            for (i, item) in items.into_iter().enumerate() {
-                if std::mem::take(&mut skip) {
-                    continue;
-                }
-                if i % 2 == 0 && item == Value::BulkString(b"active-time".to_vec()) {
-                    skip = true;
-                    continue;
-                }
-                kept.push(without_active_time(item));
-            }
-            Value::Array(kept)
-        }
-        other => other,
-    }
 }
 
 /// Every key of every database of `source` is on `target` with the same type, value and

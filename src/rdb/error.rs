@@ -34,7 +34,10 @@ pub enum Error {
     },
 
     /// The input ended inside an item.
-    #[error("the RDB ends at byte {offset} inside {expected}{}: the file is truncated", place(.key))]
+    #[error(
+        "the RDB ends at byte {offset} inside {expected}{}: the file is truncated",
+        place(.key)
+    )]
     Truncated {
         /// Bytes read before the end.
         offset: u64,

@@ -50,12 +50,13 @@
 //!
 //! Every value type and encoding Redis 7.0 (RDB 10), Redis 7.2 and Valkey 8.0 (RDB 11) write,
 //! and what older servers wrote (Redis 6.2's ziplists, quicklist 1 and first stream format;
-//! zipmaps, linked lists, string-encoded scores, second-resolution expiries before that): strings, lists, sets, sorted sets,
-//! hashes, streams with their consumer groups, and module values in the self-describing format
-//! of Redis 4.0 and later, which are copied like any value (the target needs the module loaded
-//! to restore them; [`Entry::module`] names it). Refused with an error naming the key: module
-//! values from Redis 4.0's release candidates (they cannot be skipped without the module) and
-//! Redis 7.4's hashes with field expirations (RDB 12; no server here writes them).
+//! zipmaps, linked lists, string-encoded scores, second-resolution expiries before that):
+//! strings, lists, sets, sorted sets, hashes, streams with their consumer groups, and module
+//! values in the self-describing format of Redis 4.0 and later, which are copied like any value
+//! (the target needs the module loaded to restore them; [`Entry::module`] names it). Refused
+//! with an error naming the key: module values from Redis 4.0's release candidates (they cannot
+//! be skipped without the module) and Redis 7.4's hashes with field expirations (RDB 12; no
+//! server here writes them). An opcode or type newer than the header's version is corruption.
 //!
 //! Skipped, because nothing restores them and nothing depends on them: the hints `RESIZEDB`
 //! and `SLOT-INFO` (table sizes for the loader).

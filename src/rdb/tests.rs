@@ -576,3 +576,18 @@ async fn strings_raw_integer_and_lzf() {
         .unwrap_err();
     assert!(e.to_string().contains("unknown string encoding 4"), "{e}");
 }
+
+/// The reader and its futures can move between threads, so a restore can read every shard's
+/// file on a task of its own (`tokio::spawn`).
+#[test]
+fn a_reader_can_run_on_any_task() {
+    fn send<T: Send>(_: &T) {}
+    async fn read_one(file: tokio::fs::File) -> Result<Option<Item>, Error> {
+        Reader::new(file).await?.next().await
+    }
+    let future = async {
+        let file = tokio::fs::File::open("dump.rdb").await.unwrap();
+        read_one(file).await
+    };
+    send(&future);
+}

@@ -12,10 +12,13 @@
 
 mod checks;
 mod secure;
+mod values;
 #[allow(unused_imports)] // Not every test binary checks keys.
 pub use checks::*;
 #[allow(unused_imports)] // Not every test binary locks its nodes down.
 pub use secure::*;
+#[allow(unused_imports)] // Only the tests of backups and restores compare values.
+pub use values::*;
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
