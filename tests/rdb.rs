@@ -10,7 +10,7 @@
 //!
 //! The files Redis 6.2 (RDB 9: ziplists, quicklist 1, the first stream format), Redis 7.0 and
 //! Valkey 8.0 saved for the unit tests (`src/rdb/testdata/`), restored into the server under test
-//! wherever it takes their version, equal what the server loads from the file itself.
+//! wherever it takes their version, equal to what the server loads from the file itself.
 //!
 //! A node in cluster mode saves too (`rdbchecksum no` there, so its file ends with a zero
 //! checksum), and every key's slot as the reader's caller computes it is the node's own.
@@ -79,6 +79,7 @@ fn version_of(server: Server) -> u16 {
     }
 }
 
+/// A connection to database `db` of `node`.
 async fn connect(node: &RedisNode, db: u32) -> MultiplexedConnection {
     redis::Client::open(format!("redis://{}/{db}", node.addr))
         .unwrap()
