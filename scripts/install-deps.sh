@@ -3,6 +3,8 @@
 # - redis-server and redis-cli: Debian's Redis 7.0;
 # - valkey-server and valkey-cli: Valkey 8.0 from bookworm-backports (the tests run against both);
 # - python3 for the benchmark and the schema validator;
+# - prometheus (with promtool) and prometheus-redis-exporter: Debian's, for the monitoring tests
+#   (the rules' promtool tests, the live Prometheus test) and their fixture capture;
 # - kubernetes-validate (PyPI) in .venv/ of the repository, for the manifest schema tests.
 # Each part is skipped when already there, so a second run does nothing and needs no network.
 set -euo pipefail
@@ -64,16 +66,30 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt_install "${missing[@]}"
 fi
 
+# The monitoring tests' Prometheus, promtool and redis_exporter. Without Recommends: Prometheus
+# would bring a node exporter the tests do not use.
+monitoring=()
+command -v prometheus >/dev/null && command -v promtool >/dev/null || monitoring+=(prometheus)
+command -v prometheus-redis-exporter >/dev/null || monitoring+=(prometheus-redis-exporter)
+if [ ${#monitoring[@]} -gt 0 ]; then
+  say "apt-get install --no-install-recommends ${monitoring[*]}"
+  apt_install --no-install-recommends "${monitoring[@]}"
+fi
+
 if ! command -v valkey-server >/dev/null || ! command -v valkey-cli >/dev/null; then
   add_backports
   say "apt-get install -t bookworm-backports valkey-server valkey-tools"
   apt_install -t bookworm-backports valkey-server valkey-tools
 fi
 
-# Both packages start a system server on 127.0.0.1:6379 where they can; the demo and the tests use
-# their own addresses, so those are only stopped to keep the machine quiet.
+# The server packages start system services where they can (Redis and Valkey on 127.0.0.1:6379,
+# Prometheus on :9090, the exporter on :9121); the demo and the tests start their own on their own
+# addresses, so those are stopped and kept from starting at boot, to keep the machine quiet.
 if command -v systemctl >/dev/null; then
   $sudo systemctl stop redis-server valkey-server 2>/dev/null || true
+  for service in prometheus prometheus-redis-exporter prometheus-node-exporter; do
+    $sudo systemctl disable --now "$service" 2>/dev/null || true
+  done
 fi
 
 # kubernetes-validate checks the rendered manifests against Kubernetes' JSON schemas, offline.
@@ -89,3 +105,5 @@ fi
 
 command -v redis-server >/dev/null
 command -v valkey-server >/dev/null
+command -v promtool >/dev/null
+command -v prometheus-redis-exporter >/dev/null

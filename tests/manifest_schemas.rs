@@ -23,11 +23,15 @@ const OLDEST: &str = "1.29.0";
 const NEWEST: &str = "1.37.0";
 /// Objects of CRDs, whose schemas Kubernetes does not ship: (apiVersion, kind). Their fields are
 /// checked by tests/manifests.rs.
-const CUSTOM: [(&str, &str); 3] = [
+const CUSTOM: [(&str, &str); 5] = [
     ("traefik.io/v1alpha1", "IngressRouteTCP"),
     // cert-manager's, made by components/tls.
     ("cert-manager.io/v1", "Certificate"),
     ("cert-manager.io/v1", "Issuer"),
+    // The Prometheus Operator's, made by components/monitoring (their fields are checked by
+    // tests/manifests_monitoring.rs, and the rules by promtool in tests/monitoring_rules.rs).
+    ("monitoring.coreos.com/v1", "PodMonitor"),
+    ("monitoring.coreos.com/v1", "PrometheusRule"),
 ];
 /// The directories searched for kustomizations, besides the top level.
 const ROOTS: [&str; 3] = ["manifests", "overlays", "components"];
@@ -191,7 +195,7 @@ fn validate(renderings: &[(String, String)], version: &str) -> Vec<String> {
         .count();
     if passed != expected {
         problems.push(format!(
-            "{passed} objects passed, expected {expected} (every object but the Traefik route and cert-manager's)"
+            "{passed} objects passed, expected {expected} (every object but the Traefik route, cert-manager's and the Prometheus Operator's)"
         ));
     }
     if !output.status.success() && problems.is_empty() {

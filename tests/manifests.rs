@@ -363,6 +363,9 @@ fn every_rendering_parses_into_k8s_openapi_types_without_losing_a_field() {
                 ("traefik.io/v1alpha1", "IngressRouteTCP") => {}
                 // cert-manager's CRDs (components/tls): checked in tests/manifests_security.rs.
                 ("cert-manager.io/v1", "Certificate" | "Issuer") => {}
+                // The Prometheus Operator's CRDs (components/monitoring): checked in
+                // tests/manifests_monitoring.rs.
+                ("monitoring.coreos.com/v1", "PodMonitor" | "PrometheusRule") => {}
                 (api_version, kind) => panic!("{dir}: unexpected object {api_version} {kind}"),
             }
         }

@@ -180,7 +180,7 @@ fn production_wires_the_users_passwords_from_one_secret() {
     let pod = pod_of_statefulset(&docs);
     let redis = container(&pod, "redis");
     let script = startup_script(&docs);
-    for user in ["app", "bootstrap", "replication"] {
+    for user in ["app", "bootstrap", "replication", "exporter"] {
         let (var, _) = acl_line(&script, user);
         let source = env(redis, &var).and_then(secret_ref);
         assert_eq!(
@@ -727,6 +727,7 @@ fn production_redis_starts_with_tls_and_the_acl_users() {
         ("REDIS_APP_PASSWORD", "app-Pa55.word_~+/="),
         ("REDIS_BOOTSTRAP_PASSWORD", "b00tstrap-pw"),
         ("REDIS_REPLICATION_PASSWORD", "repl-pw"),
+        ("REDIS_EXPORTER_PASSWORD", "exporter-pw"),
     ];
     let tls_args = localize(
         &env(redis, "REDISCLI_TLS_ARGS")
@@ -891,12 +892,14 @@ fn production_startup_rejects_a_password_redis_conf_cannot_hold() {
             "REDIS_APP_PASSWORD",
             "REDIS_BOOTSTRAP_PASSWORD",
             "REDIS_REPLICATION_PASSWORD",
+            "REDIS_EXPORTER_PASSWORD",
         ] {
             let output = Command::new(&command[0])
                 .args(&command[1..])
                 .env("REDIS_APP_PASSWORD", "ok")
                 .env("REDIS_BOOTSTRAP_PASSWORD", "ok")
                 .env("REDIS_REPLICATION_PASSWORD", "ok")
+                .env("REDIS_EXPORTER_PASSWORD", "ok")
                 .env(var, bad)
                 .env("POD_IP", "127.0.0.1")
                 .env("POD_NAME", "redis-app-0")
