@@ -335,10 +335,12 @@ def full_sync_session():
     s = Session("replica_full_sync", 103)
     try:
         s.form()
-        s.write(s.nodes[0], 2000)
+        master, replica = master_with_replica(s)
+        tag = next(t for t in (f"f{i}" for i in range(10000))
+                   if owns(master, int(master.cli("cluster", "keyslot", t))))
+        s.write(master, 2000, prefix=tag)
         s.wait_synced()
         s.capture("healthy")
-        master, replica = master_with_replica(s)
         # The replica's pod comes back without its data (nodes.conf kept): a full sync, which
         # the master's snapshot makes last minutes (rdb-key-save-delay: 100 ms per key), as a
         # large dataset's would.
@@ -346,6 +348,8 @@ def full_sync_session():
         master.cli("config", "set", "rdb-key-save-delay", "100000")
         replica.kill()
         shutil.rmtree(os.path.join(replica.dir, "appendonlydir"), ignore_errors=True)
+        if os.path.exists(os.path.join(replica.dir, "dump.rdb")):
+            os.remove(os.path.join(replica.dir, "dump.rdb"))
         replica.start()
         wait("the full sync", lambda: replica.info("replication").get(
             "master_sync_in_progress") == "1")
