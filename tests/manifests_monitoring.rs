@@ -1,0 +1,399 @@
+//! components/monitoring as the overlays render it: the redis_exporter sidecar (pinned, restricted,
+//! its own node over loopback, TLS with components/monitoring-tls), the PodMonitor, the
+//! PrometheusRule and the dashboard's ConfigMap, in every overlay that uses the component and in
+//! no other. One test runs the rendered sidecar for real: Debian's exporter, through the
+//! sidecar's own shell, logged in as production's `exporter` user on a real node: it scrapes
+//! fully, the user gets NOPERM for anything that writes, and a two-step password rotation never
+//! costs a scrape.
+//!
+//! Needs `kubectl`, `redis-server`, `redis-cli` and `prometheus-redis-exporter`. Loopback block
+//! 127.31.2.0/24 (tests/common/BLOCKS.md).
+
+mod common;
+mod kustomize;
+
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Options, RedisNode, redis_cli, wait_until, which};
+use kustomize::render;
+use serde_json::Value;
+
+/// The kustomizations that include components/monitoring, and those that do not.
+const WITH: [&str; 2] = ["overlays/production", "overlays/valkey"];
+const WITHOUT: [&str; 3] = ["manifests", ".", "overlays/dev"];
+
+fn find<'a>(docs: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    docs.iter().filter(|d| d["kind"] == kind).collect()
+}
+
+fn statefulset(docs: &[Value]) -> &Value {
+    find(docs, "StatefulSet")[0]
+}
+
+fn container<'a>(sts: &'a Value, name: &str) -> Option<&'a Value> {
+    sts["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+}
+
+fn env<'a>(c: &'a Value, name: &str) -> Option<&'a str> {
+    c["env"]
+        .as_array()?
+        .iter()
+        .find(|e| e["name"] == name)
+        .and_then(|e| e["value"].as_str())
+}
+
+/// The sidecar, the PodMonitor, the rule and the dashboard are in every overlay that uses the
+/// component, beside the Redis container (still the first), and in no other.
+#[test]
+fn every_overlay_with_the_component_renders_the_sidecar_podmonitor_rule_and_dashboard() {
+    for dir in WITH {
+        let docs = render(dir);
+        let sts = statefulset(&docs);
+        let containers = sts["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .unwrap();
+        assert_eq!(
+            containers[0]["name"], "redis",
+            "{dir}: Redis stays the first container"
+        );
+        let exporter =
+            container(sts, "redis-exporter").unwrap_or_else(|| panic!("{dir}: no sidecar"));
+        let image = exporter["image"].as_str().unwrap();
+        assert!(
+            image.contains("redis_exporter:v1."),
+            "{dir}: {image} is not a pinned release"
+        );
+        assert_eq!(exporter["ports"][0]["name"], "metrics", "{dir}");
+        assert_eq!(exporter["ports"][0]["containerPort"], 9121, "{dir}");
+        // Its own node, over loopback; no CONFIG.
+        let addr = env(exporter, "REDIS_ADDR").unwrap();
+        assert!(addr.ends_with("://127.0.0.1:6379"), "{dir}: {addr}");
+        assert_eq!(
+            env(exporter, "REDIS_EXPORTER_CONFIG_COMMAND"),
+            Some("-"),
+            "{dir}"
+        );
+        assert!(
+            exporter.get("readinessProbe").is_none(),
+            "{dir}: it must not gate the pod"
+        );
+        // Restricted Pod Security Standard, per container.
+        let security = &exporter["securityContext"];
+        assert_eq!(security["runAsNonRoot"], true, "{dir}");
+        assert_eq!(security["allowPrivilegeEscalation"], false, "{dir}");
+        assert_eq!(security["readOnlyRootFilesystem"], true, "{dir}");
+        assert_eq!(security["capabilities"]["drop"][0], "ALL", "{dir}");
+        assert!(
+            exporter["resources"]["limits"]["memory"].is_string(),
+            "{dir}"
+        );
+        let annotations = &sts["spec"]["template"]["metadata"]["annotations"];
+        assert_eq!(annotations["prometheus.io/scrape"], "true", "{dir}");
+        assert_eq!(annotations["prometheus.io/port"], "9121", "{dir}");
+        assert_eq!(
+            annotations["kubectl.kubernetes.io/default-container"], "redis",
+            "{dir}"
+        );
+
+        // The PodMonitor selects the StatefulSet's pods, scrapes `metrics` and names the cluster.
+        let monitors = find(&docs, "PodMonitor");
+        assert_eq!(monitors.len(), 1, "{dir}");
+        let monitor = monitors[0];
+        let namespace = &sts["metadata"]["namespace"];
+        assert_eq!(&monitor["metadata"]["namespace"], namespace, "{dir}");
+        assert_eq!(
+            monitor["spec"]["selector"]["matchLabels"], sts["spec"]["selector"]["matchLabels"],
+            "{dir}"
+        );
+        let endpoint = &monitor["spec"]["podMetricsEndpoints"][0];
+        assert_eq!(endpoint["port"], "metrics", "{dir}");
+        let relabel = &endpoint["relabelings"][0];
+        assert_eq!(
+            relabel["sourceLabels"][0],
+            "__meta_kubernetes_pod_controller_name"
+        );
+        assert_eq!(relabel["targetLabel"], "statefulset");
+
+        let rules = find(&docs, "PrometheusRule");
+        assert_eq!(rules.len(), 1, "{dir}");
+        assert_eq!(&rules[0]["metadata"]["namespace"], namespace, "{dir}");
+
+        let dashboards: Vec<&Value> = find(&docs, "ConfigMap")
+            .into_iter()
+            .filter(|c| c["metadata"]["labels"]["grafana_dashboard"] == "1")
+            .collect();
+        assert_eq!(dashboards.len(), 1, "{dir}");
+        assert_eq!(&dashboards[0]["metadata"]["namespace"], namespace, "{dir}");
+        let json: Value = serde_json::from_str(
+            dashboards[0]["data"]["redis-cluster.json"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+        assert!(json["panels"].as_array().unwrap().len() >= 10, "{dir}");
+    }
+    for dir in WITHOUT {
+        let docs = render(dir);
+        assert!(
+            container(statefulset(&docs), "redis-exporter").is_none(),
+            "{dir}"
+        );
+        assert!(find(&docs, "PodMonitor").is_empty(), "{dir}");
+        assert!(find(&docs, "PrometheusRule").is_empty(), "{dir}");
+    }
+}
+
+/// With components/monitoring-tls (production) the exporter speaks TLS to 127.0.0.1 with the
+/// pod's certificate files, which name 127.0.0.1; production's exporter logs in as `exporter`
+/// with its password from a file, never an environment variable.
+#[test]
+fn production_exporter_speaks_tls_and_logs_in_as_exporter_from_a_file() {
+    let docs = render("overlays/production");
+    let sts = statefulset(&docs);
+    let exporter = container(sts, "redis-exporter").unwrap();
+    assert_eq!(env(exporter, "REDIS_ADDR"), Some("rediss://127.0.0.1:6379"));
+    for (var, file) in [
+        ("REDIS_EXPORTER_TLS_CA_CERT_FILE", "ca.crt"),
+        ("REDIS_EXPORTER_TLS_CLIENT_CERT_FILE", "tls.crt"),
+        ("REDIS_EXPORTER_TLS_CLIENT_KEY_FILE", "tls.key"),
+    ] {
+        assert_eq!(
+            env(exporter, var),
+            Some(format!("/etc/redis-tls/{file}").as_str())
+        );
+    }
+    let certificate = find(&docs, "Certificate")
+        .into_iter()
+        .find(|c| c["metadata"]["name"] == "redis-tls")
+        .unwrap();
+    assert!(
+        certificate["spec"]["ipAddresses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|ip| ip == "127.0.0.1")
+    );
+    assert_eq!(env(exporter, "REDIS_USER"), Some("exporter"));
+    let file = env(exporter, "EXPORTER_PASSWORD_FILE").unwrap();
+    assert!(
+        exporter["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e.get("valueFrom").is_none()),
+        "no secret in the exporter's environment"
+    );
+    let volume = sts["spec"]["template"]["spec"]["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["secret"]["secretName"] == "redis-users")
+        .expect("the Secret redis-users as a volume");
+    assert_eq!(volume["secret"]["items"][0]["key"], "exporter");
+    assert_eq!(
+        volume["secret"]["items"].as_array().unwrap().len(),
+        1,
+        "its key alone"
+    );
+    let mount = exporter["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == volume["name"])
+        .unwrap();
+    let path = format!(
+        "{}/{}",
+        mount["mountPath"].as_str().unwrap(),
+        volume["secret"]["items"][0]["path"].as_str().unwrap()
+    );
+    assert_eq!(path, file);
+}
+
+/// The rule's expected masters use 1 + R with the Job's R, so changing one without the other
+/// fails here.
+#[test]
+fn the_rules_replicas_per_master_is_the_jobs() {
+    let docs = render("overlays/production");
+    let job = find(&docs, "Job")[0];
+    let r = env(
+        &job["spec"]["template"]["spec"]["containers"][0],
+        "BOOTSTRAP_REPLICAS_PER_MASTER",
+    )
+    .unwrap();
+    let rule = find(&docs, "PrometheusRule")[0].to_string();
+    assert!(
+        rule.contains(&format!("* (1 + {r})")),
+        "RedisClusterMastersMissing uses another R"
+    );
+    assert!(
+        rule.contains(&format!("< {r} * max by")),
+        "RedisClusterReplicasMissing uses another R"
+    );
+}
+
+/// A process started in its own process group, the group killed when dropped (the sidecar's shell
+/// and the exporter it started, as a container's end takes both).
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.0.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = self.0.wait();
+    }
+}
+
+/// `GET /metrics` from `addr`, or None.
+fn scrape(addr: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    write!(stream, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    Some(text)
+}
+
+/// The value of an unlabelled metric in a scrape.
+fn value(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Production's `exporter` user on a real node, and the rendered sidecar (its shell, its
+/// environment) running Debian's exporter as that user: a full scrape, NOPERM for what writes,
+/// nothing denied in ACL LOG, and a two-step password rotation that the exporter follows.
+#[test]
+fn production_exporter_user_scrapes_fully_writes_nothing_and_follows_a_rotation() {
+    let docs = render("overlays/production");
+    let sts = statefulset(&docs);
+    let script: String = sts["spec"]["template"]["spec"]["containers"][0]["args"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let rules = script
+        .lines()
+        .map(str::trim)
+        .find_map(|l| l.strip_prefix("user exporter on \">$REDIS_EXPORTER_PASSWORD\" "))
+        .expect("production defines the exporter user")
+        .to_string();
+
+    let dir = tempfile::tempdir().unwrap();
+    let acl = dir.path().join("users.acl");
+    std::fs::write(
+        &acl,
+        format!("user default on nopass ~* &* +@all\nuser exporter on >old-pw {rules}\n"),
+    )
+    .unwrap();
+    let node = RedisNode::start(
+        "127.31.2.11",
+        &Options {
+            extra: vec!["--aclfile".into(), acl.display().to_string()],
+            ..Options::default()
+        },
+    );
+    let as_exporter = |password: &str, args: &[&str]| {
+        redis_cli(
+            node.addr,
+            Some(password),
+            &[&["--user", "exporter"], args].concat(),
+        )
+    };
+    // Nothing that writes.
+    for command in [
+        &["set", "k", "v"][..],
+        &["config", "set", "maxmemory", "1"],
+        &["flushall"],
+        &["config", "get", "masterauth"],
+    ] {
+        let reply = as_exporter("old-pw", command);
+        assert!(reply.starts_with("NOPERM"), "{command:?}: {reply}");
+    }
+    node.cli(&["acl", "log", "reset"]);
+
+    // The sidecar as rendered, with the exporter binary and addresses of this machine.
+    let exporter = container(sts, "redis-exporter").unwrap();
+    let command: Vec<String> = exporter["command"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            c.as_str().unwrap().replace(
+                "/redis_exporter",
+                &which("prometheus-redis-exporter").display().to_string(),
+            )
+        })
+        .collect();
+    let password_file = dir.path().join("password");
+    std::fs::write(&password_file, "old-pw\n").unwrap();
+    let listen = "127.31.2.111:9121";
+    let mut run = Command::new(&command[0]);
+    run.args(&command[1..])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap());
+    // Its environment as rendered, but plaintext: the node here has no TLS.
+    for e in exporter["env"].as_array().unwrap() {
+        let name = e["name"].as_str().unwrap();
+        if let (Some(v), false) = (e["value"].as_str(), name.starts_with("REDIS_EXPORTER_TLS_")) {
+            run.env(name, v);
+        }
+    }
+    run.env("REDIS_ADDR", format!("redis://{}", node.addr))
+        .env("REDIS_EXPORTER_WEB_LISTEN_ADDRESS", listen)
+        .env("EXPORTER_PASSWORD_FILE", &password_file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0);
+    let _sidecar = Running(run.spawn().expect("sh runs the sidecar's script"));
+    let up = || scrape(listen).and_then(|t| value(&t, "redis_up")) == Some(1.0);
+    wait_until(
+        "the exporter to scrape as `exporter`",
+        Duration::from_secs(20),
+        up,
+    );
+    let text = scrape(listen).unwrap();
+    for metric in [
+        "redis_cluster_enabled",
+        "redis_memory_max_bytes",
+        "redis_connected_clients",
+    ] {
+        assert!(value(&text, metric).is_some(), "{metric} missing:\n{text}");
+    }
+    assert!(text.contains("redis_instance_info{"), "{text}");
+    assert_eq!(
+        node.cli(&["acl", "log"]),
+        "",
+        "the exporter was denied something"
+    );
+
+    // Rotation, step 1: the node accepts both, the file lists both (newest last).
+    node.cli(&["acl", "setuser", "exporter", ">new-pw"]);
+    std::fs::write(&password_file, "old-pw\nnew-pw\n").unwrap();
+    // Step 2, once the exporter has had a check and a half to move: the old one goes everywhere.
+    std::thread::sleep(Duration::from_secs(25));
+    node.cli(&["acl", "setuser", "exporter", "<old-pw"]);
+    std::fs::write(&password_file, "new-pw\n").unwrap();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(12) {
+        assert!(up(), "a scrape failed during the rotation");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let log = node.cli(&["acl", "log"]);
+    assert_eq!(
+        log, "",
+        "an authentication failed during the rotation: {log}"
+    );
+    // The scrapes above logged in with the new password: the old one no longer logs in at all
+    // (redis-cli stays the `default` user), the new one does (and is refused ACL WHOAMI).
+    assert_eq!(as_exporter("old-pw", &["acl", "whoami"]), "default");
+    assert!(as_exporter("new-pw", &["acl", "whoami"]).starts_with("NOPERM"));
+}
