@@ -18,6 +18,26 @@ use serde_json::Value;
 
 const VALKEY: &str = "overlays/valkey";
 
+/// The Valkey overlay without what components/monitoring adds (its objects, the exporter sidecar,
+/// the pod's scrape annotations; tests/manifests_monitoring.rs checks those): what this file
+/// compares with the base.
+fn render_valkey() -> Vec<Value> {
+    render(VALKEY)
+        .into_iter()
+        .filter(|d| d["metadata"]["labels"]["app.kubernetes.io/component"] != "monitoring")
+        .map(|mut d| {
+            if d["kind"] == "StatefulSet" {
+                let template = &mut d["spec"]["template"];
+                let containers = template["spec"]["containers"].as_array_mut().unwrap();
+                containers.retain(|c| c["name"] != "redis-exporter");
+                let metadata = template["metadata"].as_object_mut().unwrap();
+                metadata.remove("annotations");
+            }
+            d
+        })
+        .collect()
+}
+
 fn one<T: serde::de::DeserializeOwned>(docs: &[Value], kind: &str) -> T {
     let found: Vec<&Value> = docs.iter().filter(|d| d["kind"] == kind).collect();
     assert_eq!(found.len(), 1, "one {kind}");
@@ -63,7 +83,7 @@ fn directives(conf: &str) -> Vec<&str> {
 /// settings with the data under the data volume's mount.
 #[test]
 fn the_valkey_overlay_runs_valkey_server_with_its_own_config_and_data_paths() {
-    let docs = render(VALKEY);
+    let docs = render_valkey();
     let sts: StatefulSet = one(&docs, "StatefulSet");
     let server = server_container(&sts);
 
@@ -193,7 +213,7 @@ fn the_valkey_overlay_changes_the_server_and_nothing_else() {
             })
             .collect()
     };
-    assert_eq!(normalize(render(VALKEY)), normalize(render("manifests")));
+    assert_eq!(normalize(render_valkey()), normalize(render("manifests")));
 }
 
 /// The rendered valkey.conf, command line and readiness probe, run against a real valkey-server:
@@ -201,7 +221,7 @@ fn the_valkey_overlay_changes_the_server_and_nothing_else() {
 /// passes.
 #[test]
 fn the_rendered_config_and_probe_work_on_a_real_valkey_server() {
-    let docs = render(VALKEY);
+    let docs = render_valkey();
     let sts: StatefulSet = one(&docs, "StatefulSet");
     let server = server_container(&sts);
     let (_, conf) = config(&docs);
