@@ -240,7 +240,7 @@ fn production_nodes_announce_their_external_names() {
             .env("PATH", &path)
             .env("POD_IP", "10.1.2.3")
             .env("POD_NAME", "redis-app-4");
-        for user in ["APP", "BOOTSTRAP", "REPLICATION"] {
+        for user in ["APP", "BOOTSTRAP", "REPLICATION", "EXPORTER"] {
             c.env(format!("REDIS_{user}_PASSWORD"), "pw");
         }
         if external {
