@@ -375,16 +375,22 @@ fn production_exporter_user_scrapes_fully_writes_nothing_and_follows_a_rotation(
         "the exporter was denied something"
     );
 
-    // Rotation, step 1: the node accepts both, the file lists both (newest last).
+    // Rotation: 1. the new password appended (the node accepts both); 2. put first (the
+    // exporter moves to it within a check); 3. the old one removed, from the node and the file.
     node.cli(&["acl", "setuser", "exporter", ">new-pw"]);
     std::fs::write(&password_file, "old-pw\nnew-pw\n").unwrap();
-    // Step 2, once the exporter has had a check and a half to move: the old one goes everywhere.
-    std::thread::sleep(Duration::from_secs(25));
+    std::thread::sleep(Duration::from_secs(2));
+    std::fs::write(&password_file, "new-pw\nold-pw\n").unwrap();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(15) {
+        assert!(up(), "a scrape failed during the rotation");
+        std::thread::sleep(Duration::from_millis(500));
+    }
     node.cli(&["acl", "setuser", "exporter", "<old-pw"]);
     std::fs::write(&password_file, "new-pw\n").unwrap();
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(12) {
-        assert!(up(), "a scrape failed during the rotation");
+        assert!(up(), "a scrape failed after the old password went");
         std::thread::sleep(Duration::from_millis(500));
     }
     let log = node.cli(&["acl", "log"]);
