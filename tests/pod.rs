@@ -2,7 +2,7 @@
 //! as the kubelet plays the StatefulSet's pods: each node announces its IP and pod name, a stop is
 //! the preStop hook then SIGTERM, a pod comes back seconds later on a new IP from its data
 //! directory and starts `rejoin` beside Redis, and the next pod is stopped only once `ready`
-//! passes.
+//! passes (the helpers that play them are tests/common/roll.rs's).
 //!
 //! - A rolling restart of 6 pods (pod 5 down to pod 0) while a client writes to every shard: every
 //!   master hands over before it stops, no acknowledged write is lost, the cluster is formed and
@@ -26,62 +26,9 @@ use common::*;
 /// How long a stopped pod stays away before it is back on a new IP (a real pod: seconds).
 const AWAY: Duration = Duration::from_secs(5);
 
-/// Pod `i` at `ip`: it announces that IP and its pod name, as the StatefulSet's pods do.
-fn pod_options(base: &Options, ip: &str, i: usize) -> Options {
-    let mut options = base.clone();
-    options.extra.extend([
-        "--cluster-announce-ip".into(),
-        ip.into(),
-        "--cluster-announce-hostname".into(),
-        format!("redis-app-{i}"),
-    ]);
-    options
-}
-
-/// Six pods at `block`'s first addresses.
-fn start_pods(block: u8, base: &Options) -> Vec<RedisNode> {
-    (0..6)
-        .map(|i| {
-            let ip = ip(block, i);
-            RedisNode::start(&ip, &pod_options(base, &ip, i))
-        })
-        .collect()
-}
-
-/// Runs pod command `command` with `BOOTSTRAP_NODES=list`, let in as `node` lets the binary in.
-fn pod_command(command: &str, list: &str, node: &RedisNode, extra: &[(&str, &str)]) -> Run {
-    let access = access_env(node);
-    let mut env = vec![("BOOTSTRAP_NODES", list)];
-    env.extend(access.iter().map(|(k, v)| (*k, v.as_str())));
-    env.extend_from_slice(extra);
-    run_binary(&[command], &env)
-}
-
-/// `master` or `slave`, as the node says of itself.
-fn role(node: &RedisNode) -> String {
-    node.cli(&["role"])
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_string()
-}
-
-/// Waits until `ready` passes on `node` (what the kubelet waits for before the next pod).
-fn wait_ready(node: &RedisNode) -> Duration {
-    let started = Instant::now();
-    loop {
-        let run = pod_command("ready", &node.host_port(), node, &[]);
-        if run.code == 0 {
-            return started.elapsed();
-        }
-        assert_eq!(run.code, 1, "{run:?}");
-        assert!(
-            started.elapsed() < Duration::from_secs(90),
-            "{} never became ready: {run:?}",
-            node.addr
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
+/// The six pods' first addresses in `block`.
+fn pod_ips(block: u8) -> Vec<String> {
+    (0..6).map(|i| ip(block, i)).collect()
 }
 
 /// A hash tag in each master's slot range, so a writer touches every shard.
@@ -179,7 +126,7 @@ fn assert_nothing_lost(nodes: &[RedisNode], tags: &[String], written: &[(Vec<u64
 
 /// The roll of `kubectl rollout restart`, pod 5 down to pod 0, with a client writing throughout.
 fn roll(block: u8, base: &Options) {
-    let mut nodes = start_pods(block, base);
+    let mut nodes = start_pods(&pod_ips(block), base);
     let formed = run_static(&nodes);
     assert_eq!(formed.code, 0, "{formed:?}");
     wait_replicated(&nodes);
@@ -187,49 +134,18 @@ fn roll(block: u8, base: &Options) {
     let writer = Writer::start(&nodes[0], &nodes, tags.clone());
     std::thread::sleep(Duration::from_millis(500));
 
-    for i in (0..6).rev() {
-        let was_master = role(&nodes[i]) == "master";
-        let started = Instant::now();
-        let handover = pod_command("handover", &nodes[i].host_port(), &nodes[i], &[]);
-        assert_eq!(handover.code, 0, "pod {i}: {handover:?}");
-        if was_master {
-            assert!(
-                handover.stderr.contains("now a replica of"),
-                "pod {i}: {handover:?}"
-            );
-            // Handed over before it stops: the kubelet sends SIGTERM only now.
-            assert_eq!(role(&nodes[i]), "slave", "pod {i} still a master");
-        } else {
-            assert!(
-                handover.stderr.contains("nothing to hand over"),
-                "pod {i}: {handover:?}"
-            );
-        }
-        assert!(started.elapsed() < Duration::from_secs(30), "{handover:?}");
-        nodes[i].terminate();
-        std::thread::sleep(AWAY);
-        let new_ip = ip(block, 10 + i);
-        nodes[i].restart_on(&new_ip, &pod_options(base, &new_ip, i));
-        writer.seeds(&nodes);
-        // The pod starts rejoin beside Redis; on a roll its peers have not moved under it.
-        let list = node_list(&nodes);
-        let own_first: Vec<String> = std::iter::once(nodes[i].host_port())
-            .chain(
-                nodes
-                    .iter()
-                    .filter(|n| n.addr != nodes[i].addr)
-                    .map(|n| n.host_port()),
-            )
-            .collect();
-        let rejoin = pod_command(
-            "rejoin",
-            &own_first.join(","),
-            &nodes[i],
-            &[("BOOTSTRAP_REJOIN_TIMEOUT", "60s")],
-        );
-        assert_eq!(rejoin.code, 0, "pod {i}: {rejoin:?} ({list})");
-        wait_ready(&nodes[i]);
-    }
+    roll_pods(
+        &mut nodes,
+        base,
+        AWAY,
+        |i| ip(block, 10 + i),
+        |event, _, nodes| {
+            // A pod that moved is reached at its new address.
+            if event == PodEvent::Started {
+                writer.seeds(nodes);
+            }
+        },
+    );
     // Let the client see the last pod back, then stop it.
     std::thread::sleep(Duration::from_secs(1));
     let written = writer.finish();
@@ -262,7 +178,7 @@ fn a_rolling_restart_over_tls_as_the_acl_user() {
 
 #[test]
 fn handover_on_a_replica_an_empty_master_or_a_master_without_its_replica_does_nothing() {
-    let mut nodes = start_pods(238, &Options::default());
+    let mut nodes = start_pods(&pod_ips(238), &Options::default());
     let formed = run_static(&nodes);
     assert_eq!(formed.code, 0, "{formed:?}");
     wait_replicated(&nodes);
@@ -314,7 +230,7 @@ fn handover_on_a_replica_an_empty_master_or_a_master_without_its_replica_does_no
 
 #[test]
 fn ready_is_false_while_a_replica_syncs_and_true_once_in_sync() {
-    let mut nodes = start_pods(239, &Options::default());
+    let mut nodes = start_pods(&pod_ips(239), &Options::default());
     let formed = run_static(&nodes);
     assert_eq!(formed.code, 0, "{formed:?}");
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -372,7 +288,7 @@ fn ready_is_false_while_a_replica_syncs_and_true_once_in_sync() {
 #[test]
 fn every_pod_stopped_at_once_rejoins_by_itself_on_new_ips() {
     let base = Options::default();
-    let mut nodes = start_pods(240, &base);
+    let mut nodes = start_pods(&pod_ips(240), &base);
     let formed = run_static(&nodes);
     assert_eq!(formed.code, 0, "{formed:?}");
     let rt = tokio::runtime::Runtime::new().unwrap();

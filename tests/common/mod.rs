@@ -11,10 +11,13 @@
 #![allow(dead_code)]
 
 mod checks;
+mod roll;
 mod secure;
 mod values;
 #[allow(unused_imports)] // Not every test binary checks keys.
 pub use checks::*;
+#[allow(unused_imports)] // Not every test binary plays pods.
+pub use roll::*;
 #[allow(unused_imports)] // Not every test binary locks its nodes down.
 pub use secure::*;
 #[allow(unused_imports)] // Only the tests of backups and restores compare values.
