@@ -1,10 +1,11 @@
 //! components/monitoring as the overlays render it: the redis_exporter sidecar (pinned, restricted,
 //! its own node over loopback, TLS with components/monitoring-tls), the PodMonitor, the
 //! PrometheusRule and the dashboard's ConfigMap, in every overlay that uses the component and in
-//! no other. One test runs the rendered sidecar for real: Debian's exporter, through the
-//! sidecar's own shell, logged in as production's `exporter` user on a real node: it scrapes
-//! fully, the user gets NOPERM for anything that writes, and a two-step password rotation never
-//! costs a scrape.
+//! no other. One test runs production's rendered sidecar for real: Debian's exporter, through the
+//! sidecar's own shell and with its environment, over TLS (the pod's own certificate as the client
+//! certificate, verified against the CA) and logged in as production's `exporter` user on a real
+//! node that requires both: it scrapes fully, the user gets NOPERM for anything that writes, and a
+//! two-step password rotation never costs a scrape.
 //!
 //! Needs `kubectl`, `redis-server`, `redis-cli` and `prometheus-redis-exporter`. Loopback block
 //! 127.31.2.0/24 (tests/common/BLOCKS.md).
@@ -16,7 +17,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Options, RedisNode, redis_cli, wait_until, which};
+use common::{Options, RedisNode, redis_cli, tls_for_ips, wait_until, which};
 use kustomize::render;
 use serde_json::Value;
 
@@ -269,9 +270,10 @@ fn value(text: &str, name: &str) -> Option<f64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-/// Production's `exporter` user on a real node, and the rendered sidecar (its shell, its
-/// environment) running Debian's exporter as that user: a full scrape, NOPERM for what writes,
-/// nothing denied in ACL LOG, and a two-step password rotation that the exporter follows.
+/// Production's `exporter` user on a real node over TLS (client certificates required), and the
+/// rendered sidecar (its shell, its environment, TLS included) running Debian's exporter as that
+/// user: a full scrape, NOPERM for what writes, nothing denied in ACL LOG, and a two-step password
+/// rotation that the exporter follows.
 #[test]
 fn production_exporter_user_scrapes_fully_writes_nothing_and_follows_a_rotation() {
     let docs = render("overlays/production");
@@ -294,18 +296,25 @@ fn production_exporter_user_scrapes_fully_writes_nothing_and_follows_a_rotation(
         format!("user default on nopass ~* &* +@all\nuser exporter on >old-pw {rules}\n"),
     )
     .unwrap();
+    // The node's certificate names its address, as production's names 127.0.0.1, the address
+    // the sidecar dials.
+    let ip = "127.31.2.11";
+    let tls = tls_for_ips(dir.path(), &[ip.to_string()]);
     let node = RedisNode::start(
-        "127.31.2.11",
+        ip,
         &Options {
             extra: vec!["--aclfile".into(), acl.display().to_string()],
+            tls: Some(tls.clone()),
             ..Options::default()
         },
     );
     let as_exporter = |password: &str, args: &[&str]| {
+        let tls_args = tls.cli_args();
+        let tls_args: Vec<&str> = tls_args.iter().map(String::as_str).collect();
         redis_cli(
             node.addr,
             Some(password),
-            &[&["--user", "exporter"], args].concat(),
+            &[&tls_args, &["--user", "exporter"][..], args].concat(),
         )
     };
     // Nothing that writes.
@@ -340,15 +349,28 @@ fn production_exporter_user_scrapes_fully_writes_nothing_and_follows_a_rotation(
     run.args(&command[1..])
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap());
-    // Its environment as rendered, but plaintext: the node here has no TLS.
+    // Its environment as rendered: this node's address for 127.0.0.1, and the test's files where
+    // the pod mounts the Secret redis-tls (tls.crt, the pod's own certificate, is its client
+    // certificate too).
+    let mut scheme = String::new();
     for e in exporter["env"].as_array().unwrap() {
-        let name = e["name"].as_str().unwrap();
-        if let (Some(v), false) = (e["value"].as_str(), name.starts_with("REDIS_EXPORTER_TLS_")) {
-            run.env(name, v);
+        let (name, Some(value)) = (e["name"].as_str().unwrap(), e["value"].as_str()) else {
+            continue;
+        };
+        let value = match value.strip_prefix("/etc/redis-tls/") {
+            Some("ca.crt") => tls.path("ca.crt"),
+            Some("tls.crt") => tls.path(&format!("{ip}.crt")),
+            Some("tls.key") => tls.path(&format!("{ip}.key")),
+            Some(other) => panic!("{name}: a file of redis-tls the test does not make: {other}"),
+            None => value.replace("127.0.0.1", ip),
+        };
+        if name == "REDIS_ADDR" {
+            scheme = value.split("://").next().unwrap().to_string();
         }
+        run.env(name, value);
     }
-    run.env("REDIS_ADDR", format!("redis://{}", node.addr))
-        .env("REDIS_EXPORTER_WEB_LISTEN_ADDRESS", listen)
+    assert_eq!(scheme, "rediss", "production's exporter speaks TLS");
+    run.env("REDIS_EXPORTER_WEB_LISTEN_ADDRESS", listen)
         .env("EXPORTER_PASSWORD_FILE", &password_file)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
