@@ -85,7 +85,10 @@ class Node:
              "--cluster-config-file", "nodes.conf",
              "--cluster-node-timeout", str(NODE_TIMEOUT_MS), "--repl-diskless-sync-delay", "0",
              "--cluster-announce-ip", self.ip, "--cluster-announce-hostname", self.pod],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            # Its own process group: a snapshot child it forks (redis-rdb-bgsave) is in it, and
+            # goes with it (a SIGKILLed Redis cannot stop its child itself).
+            start_new_session=True)
         wait(f"{self.pod} to listen", lambda: self.cli("ping") == "PONG")
 
     def start_exporter(self):
@@ -115,9 +118,15 @@ class Node:
         return fields
 
     def kill(self):
-        if self.server and self.server.poll() is None:
-            self.server.kill()
-            self.server.wait()
+        """SIGKILL, as a crash: the server and any child it forked (its process group, which
+        outlives the server while such a child runs)."""
+        if self.server is None:
+            return
+        try:
+            os.killpg(self.server.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.server.wait()
 
     def scrape(self):
         try:
@@ -127,10 +136,10 @@ class Node:
             return None
 
     def stop(self):
-        for proc in (self.exporter, self.server):
-            if proc and proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        self.kill()
+        if self.exporter and self.exporter.poll() is None:
+            self.exporter.kill()
+            self.exporter.wait()
 
 
 class Session:
