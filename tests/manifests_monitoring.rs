@@ -405,37 +405,65 @@ fn production_exporter_user_scrapes_fully_writes_nothing_and_follows_a_rotation(
     // sidecar restarts the exporter with it within a check); 3. the old one removed, from the
     // node and the file. Every scrape answered is a full one (a failed login reads redis_up 0);
     // the port is closed only for the moment the sidecar swaps one exporter for the next.
-    let watch = |seconds: u64, step: &str| {
-        let mut closed: Vec<Instant> = Vec::new();
+    let started_at = |text: &str| value(text, "process_start_time_seconds");
+    let first_exporter = started_at(&scrape(listen).unwrap());
+    assert!(first_exporter.is_some(), "the exporter's start time");
+    // Polls the sidecar every 250 ms for `limit`, or until its exporter is not the one that
+    // started at `until_not` (when given): every scrape answered must be full, and the port may
+    // close only while the exporter is swapped (then for GAP at most). Returns the start time of
+    // the exporter last seen.
+    let watch = |step: &str, limit: Duration, until_not: Option<f64>| {
+        let (mut closed, mut last) = (Vec::<Instant>::new(), None);
         let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(seconds) {
-            match scrape(listen).map(|t| value(&t, "redis_up")) {
-                Some(up) => assert_eq!(up, Some(1.0), "{step}: a scrape without its node"),
+        while started.elapsed() < limit {
+            // A failed login reads `redis_up 0`; no `redis_up` at all is a scrape refused or
+            // cut short as the old exporter stops: the swap's moment.
+            let text = scrape(listen).unwrap_or_default();
+            match value(&text, "redis_up") {
+                Some(up) => {
+                    assert_eq!(up, 1.0, "{step}: a scrape without its node:\n{text}");
+                    last = started_at(&text);
+                    if until_not.is_some() && last != until_not {
+                        break;
+                    }
+                }
                 None => closed.push(Instant::now()),
             }
             std::thread::sleep(Duration::from_millis(250));
         }
-        // The closed port's moments: none, or one swap of at most GAP.
-        match (closed.first(), closed.last()) {
-            (Some(first), Some(last)) => {
-                assert!(
-                    *last - *first <= GAP,
-                    "{step}: closed for {:?}",
-                    *last - *first
-                );
-                1
-            }
-            _ => 0,
-        }
+        let gap = match (closed.first(), closed.last()) {
+            (Some(first), Some(last)) => *last - *first,
+            _ => Duration::ZERO,
+        };
+        assert!(
+            closed.is_empty() || until_not.is_some(),
+            "{step}: the port closed"
+        );
+        assert!(gap <= GAP, "{step}: the port closed for {gap:?}");
+        last
     };
     node.cli(&["acl", "setuser", "exporter", ">new-pw"]);
     std::fs::write(&password_file, "old-pw\nnew-pw\n").unwrap();
-    assert_eq!(watch(2, "the new password appended"), 0, "no restart yet");
+    let same = watch("the new password appended", Duration::from_secs(2), None);
+    assert_eq!(
+        same, first_exporter,
+        "no restart while the first line stays"
+    );
     std::fs::write(&password_file, "new-pw\nold-pw\n").unwrap();
-    watch(15, "the new password first");
+    // The sidecar checks every 10 s.
+    let second_exporter = watch(
+        "the new password first",
+        Duration::from_secs(30),
+        first_exporter,
+    );
+    assert_ne!(
+        second_exporter, first_exporter,
+        "the exporter never restarted"
+    );
     node.cli(&["acl", "setuser", "exporter", "<old-pw"]);
     std::fs::write(&password_file, "new-pw\n").unwrap();
-    assert_eq!(watch(12, "the old password removed"), 0, "no restart");
+    let same = watch("the old password removed", Duration::from_secs(3), None);
+    assert_eq!(same, second_exporter, "no second restart");
     let log = node.cli(&["acl", "log"]);
     assert_eq!(
         log, "",
