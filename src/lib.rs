@@ -37,7 +37,9 @@
 //!
 //! The second entry point, [`pod`], holds the commands that run inside a Redis pod over the same
 //! client, TLS and command list: `handover` (the preStop hook), `ready` (the readiness probe),
-//! `rejoin` (at the pod's start) and `install` (the init container copies the binary).
+//! `rejoin` (at the pod's start), `install` (the init container copies the binary) and
+//! `check-data` (before the server starts: can it load the data on the volume? [`server`] says
+//! which server reads which RDB version).
 //!
 //! [`run`] is the whole program behind `main`; [`Error`] says what went wrong and which exit code it
 //! maps to.
@@ -65,6 +67,7 @@ pub mod rdb;
 pub mod relocate;
 pub mod report;
 pub mod resolve;
+pub mod server;
 pub mod settle;
 pub mod shutdown;
 pub mod slots;

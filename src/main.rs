@@ -1,13 +1,13 @@
 //! The `redis-cluster-bootstrap` binary: reads the environment, sets up logging, and dispatches:
 //! without a command it runs the bootstrap (the Job and the CronJob); `handover`, `ready`,
-//! `rejoin` and `install DIR` are the commands that run inside a Redis pod (`src/pod/`). Every
+//! `rejoin`, `install DIR` and `check-data DIR SERVER` are the commands that run inside a Redis pod (`src/pod/`). Every
 //! result maps to the documented exit code.
 
 use std::process::ExitCode;
 
 use redis_cluster_bootstrap::commands;
 use redis_cluster_bootstrap::config::{self, LogFormat, Settings};
-use redis_cluster_bootstrap::pod::{self, PodCommand, install};
+use redis_cluster_bootstrap::pod::{self, PodCommand, check_data, install};
 use redis_cluster_bootstrap::shutdown::Shutdown;
 use redis_cluster_bootstrap::{Error, one_line, run, telemetry};
 
@@ -45,11 +45,21 @@ fn main() -> ExitCode {
                 Err(e) => fail(&e),
             };
         }
+        // The server container's first step: can this server load the data on the volume?
+        ["check-data", dir, server] => {
+            return match check_data::check(std::path::Path::new(dir), server) {
+                Ok(found) => {
+                    tracing::info!("check-data: {found}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e),
+            };
+        }
         [one] if PodCommand::parse(one).is_some() => PodCommand::parse(one),
         _ => {
             return fail(&Error::Config(format!(
                 "unexpected arguments {args:?}: expected none (the bootstrap), handover, ready, \
-                 rejoin or install DIR; configuration comes from BOOTSTRAP_* variables (see --help)"
+                 rejoin, install DIR or check-data DIR SERVER; configuration comes from BOOTSTRAP_* variables (see --help)"
             )));
         }
     };

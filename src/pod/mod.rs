@@ -12,10 +12,14 @@
 //!   their new addresses and meets them, so a full restart heals without a Job.
 //! - [`install`]: the init container's step: copies this binary into the pod (the bootstrap image
 //!   is distroless, so the binary copies itself).
+//! - [`check_data`]: the server container's first step: refuses to go on when the data on the
+//!   volume was written by a newer server than the one about to start (a roll backwards), so the
+//!   pod stops with its data intact and a line that says why.
 //!
 //! They share the bootstrap's client (timeouts, AUTH, TLS, the one list of commands) and its
 //! configuration; [`Context`] says which node is the local one and how peers are named.
 
+pub mod check_data;
 pub mod context;
 pub mod handover;
 pub mod install;
