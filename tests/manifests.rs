@@ -682,15 +682,19 @@ fn the_statefulset_keeps_every_value_of_the_guide() {
     let (repository, tag) = image.split_once(':').expect("a pinned tag");
     assert_eq!(repository, "redis");
     assert!(tag != "latest" && !tag.is_empty(), "{image}");
-    // redis-server, exec'd by a shell that starts the bootstrap's `rejoin` beside it (tested in
+    // redis-server (the program SERVER_BINARY names: components/valkey changes it), exec'd by a
+    // shell that checks the data and starts the bootstrap's `rejoin` beside it (tested in
     // the_redis_pods_hand_over_serve_and_rejoin_through_the_bootstrap_binary).
     let command = strings(&redis.command);
     assert_eq!(command[..2], ["sh", "-c"]);
     assert!(
-        command[2].contains("exec redis-server \"$@\""),
+        command[2].contains("exec \"$SERVER_BINARY\" \"$@\""),
         "{command:?}"
     );
-    assert_eq!(command[3..], ["redis-server"]);
+    assert_eq!(command[3..], ["start-server"]);
+    let program = |name: &str| env(redis, name).and_then(|v| v.value.as_deref());
+    assert_eq!(program("SERVER_BINARY"), Some("redis-server"));
+    assert_eq!(program("CLI_BINARY"), Some("redis-cli"));
     // The guide's arguments, then the announced address and name (tested with the env below).
     assert_eq!(
         strings(&redis.args)[..3],
@@ -877,8 +881,27 @@ fn the_redis_pods_hand_over_serve_and_rejoin_through_the_bootstrap_binary() {
             "{dir}: rejoin is not started beside the server: {start}"
         );
         assert!(
-            start.contains("exec redis-server") || start.contains("exec valkey-server"),
+            start.contains("exec \"$SERVER_BINARY\""),
             "{dir}: the server must be PID 1 (exec) to get SIGTERM: {start}"
+        );
+        // Before anything else, the data is checked against the server about to load it.
+        let check = format!("{BINARY} check-data /var/lib/redis \"$SERVER_BINARY\"");
+        let (before, _) = start
+            .split_once(&format!("{BINARY} rejoin &"))
+            .unwrap_or_default();
+        assert!(
+            before.contains(&check),
+            "{dir}: the data is not checked before the server starts: {start}"
+        );
+        let server = env(&redis, "SERVER_BINARY").and_then(|v| v.value.as_deref());
+        let cli = env(&redis, "CLI_BINARY").and_then(|v| v.value.as_deref());
+        assert!(
+            matches!(
+                (server, cli),
+                (Some("redis-server"), Some("redis-cli"))
+                    | (Some("valkey-server"), Some("valkey-cli"))
+            ),
+            "{dir}: {server:?}, {cli:?}"
         );
 
         let settings = settings_from(&redis, rendered, "the Redis container");

@@ -232,12 +232,24 @@ fn production_nodes_announce_their_external_names() {
         bin.path().display(),
         std::env::var("PATH").unwrap()
     );
-    let argv: Vec<String> = [redis.command.clone().unwrap(), redis.args.clone().unwrap()].concat();
+    // The pod's copy of the binary is the one under test (its `check-data` runs first).
+    let argv: Vec<String> = [redis.command.clone().unwrap(), redis.args.clone().unwrap()]
+        .concat()
+        .iter()
+        .map(|a| {
+            a.replace(
+                "/opt/bootstrap/redis-cluster-bootstrap",
+                env!("CARGO_BIN_EXE_redis-cluster-bootstrap"),
+            )
+        })
+        .collect();
+    let server = env("SERVER_BINARY").value.unwrap();
     let start = |external: bool| {
         let mut c = Command::new(&argv[0]);
         c.args(&argv[1..])
             .env_clear()
             .env("PATH", &path)
+            .env("SERVER_BINARY", &server)
             .env("POD_IP", "10.1.2.3")
             .env("POD_NAME", "redis-app-4");
         for user in ["APP", "BOOTSTRAP", "REPLICATION", "EXPORTER"] {

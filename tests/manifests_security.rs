@@ -341,7 +341,7 @@ fn production_turns_on_tls_everywhere_from_one_secret() {
         .unwrap();
     let command = liveness.command.clone().unwrap().join(" ");
     assert!(
-        command.contains("redis-cli $REDISCLI_TLS_ARGS --user app"),
+        command.contains("\"$CLI_BINARY\" $REDISCLI_TLS_ARGS --user app"),
         "{command}"
     );
 
@@ -740,6 +740,10 @@ fn production_redis_starts_with_tls_and_the_acl_users() {
         Command::new(&command[0])
             .args(&command[1..])
             .envs(passwords)
+            .env(
+                "SERVER_BINARY",
+                env(redis, "SERVER_BINARY").unwrap().value.clone().unwrap(),
+            )
             .env("POD_IP", ip)
             .env("POD_NAME", "redis-app-0")
             .stdout(Stdio::null())
@@ -815,6 +819,10 @@ fn production_redis_starts_with_tls_and_the_acl_users() {
         let mut c = Command::new(&probe[0]);
         c.args(probe[1..].iter().map(|s| s.replace("127.0.0.1", ip)))
             .env("REDISCLI_TLS_ARGS", &tls_args)
+            .env(
+                "CLI_BINARY",
+                env(redis, "CLI_BINARY").unwrap().value.clone().unwrap(),
+            )
             .env_remove("REDISCLI_AUTH");
         if let Some(password) = password {
             c.env("REDISCLI_AUTH", password);
