@@ -16,9 +16,6 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -29,99 +26,6 @@ const AWAY: Duration = Duration::from_secs(5);
 /// The six pods' first addresses in `block`.
 fn pod_ips(block: u8) -> Vec<String> {
     (0..6).map(|i| ip(block, i)).collect()
-}
-
-/// A hash tag in each master's slot range, so a writer touches every shard.
-fn shard_tags(node: &RedisNode) -> Vec<String> {
-    let ranges = [(0, 5460), (5461, 10922), (10923, 16383)];
-    ranges
-        .iter()
-        .map(|(low, high)| {
-            (0..1000)
-                .map(|n| format!("s{n}"))
-                .find(|tag| {
-                    let slot: u32 = node.cli(&["cluster", "keyslot", tag]).parse().unwrap();
-                    (*low..=*high).contains(&slot)
-                })
-                .unwrap()
-        })
-        .collect()
-}
-
-/// A client that appends 1, 2, 3, ... to one list per shard (`RPUSH {tag}:log n`) through any
-/// node that answers, following redirects (`redis-cli -c`), until stopped. A reply of `(integer)`
-/// is an acknowledged write; the lists must hold every acknowledged number at the end.
-struct Writer {
-    stop: Arc<AtomicBool>,
-    seeds: Arc<Mutex<Vec<std::net::SocketAddr>>>,
-    handle: JoinHandle<Vec<(Vec<u64>, Duration)>>,
-}
-
-impl Writer {
-    fn start(access: &RedisNode, nodes: &[RedisNode], tags: Vec<String>) -> Writer {
-        let stop = Arc::new(AtomicBool::new(false));
-        let seeds = Arc::new(Mutex::new(nodes.iter().map(|n| n.addr).collect::<Vec<_>>()));
-        // A handle on the same user and TLS files, for redis-cli.
-        let cli = access.access();
-        let (stop2, seeds2) = (stop.clone(), seeds.clone());
-        let handle = std::thread::spawn(move || {
-            let mut acked: Vec<Vec<u64>> = vec![Vec::new(); tags.len()];
-            let mut last_ok: Vec<Option<Instant>> = vec![None; tags.len()];
-            let mut longest = vec![Duration::ZERO; tags.len()];
-            let mut n = 0u64;
-            let mut seed = 0usize;
-            while !stop2.load(Ordering::Relaxed) {
-                n += 1;
-                for (shard, tag) in tags.iter().enumerate() {
-                    let list = seeds2.lock().unwrap().clone();
-                    let addr = list[seed % list.len()];
-                    let key = format!("{{{tag}}}:log");
-                    let reply = cli.cli_at(addr, &["-c", "RPUSH", &key, &n.to_string()]);
-                    if reply.starts_with("(integer)") || reply.parse::<u64>().is_ok() {
-                        let now = Instant::now();
-                        if let Some(last) = last_ok[shard] {
-                            longest[shard] = longest[shard].max(now - last);
-                        }
-                        last_ok[shard] = Some(now);
-                        acked[shard].push(n);
-                    } else {
-                        seed += 1;
-                    }
-                }
-            }
-            acked.into_iter().zip(longest).collect()
-        });
-        Writer {
-            stop,
-            seeds,
-            handle,
-        }
-    }
-
-    /// The addresses the client may start from (a pod that moved is reached at its new one).
-    fn seeds(&self, nodes: &[RedisNode]) {
-        *self.seeds.lock().unwrap() = nodes.iter().map(|n| n.addr).collect();
-    }
-
-    /// Stops writing: per shard, the acknowledged numbers and the longest gap between two writes.
-    fn finish(self) -> Vec<(Vec<u64>, Duration)> {
-        self.stop.store(true, Ordering::Relaxed);
-        self.handle.join().unwrap()
-    }
-}
-
-/// Asserts that each shard's list holds every acknowledged number.
-fn assert_nothing_lost(nodes: &[RedisNode], tags: &[String], written: &[(Vec<u64>, Duration)]) {
-    for (tag, (acked, _)) in tags.iter().zip(written) {
-        assert!(acked.len() > 10, "too few writes to {tag}: {}", acked.len());
-        let stored: std::collections::HashSet<u64> = nodes[0]
-            .cli(&["-c", "LRANGE", &format!("{{{tag}}}:log"), "0", "-1"])
-            .lines()
-            .filter_map(|l| l.trim().parse().ok())
-            .collect();
-        let lost: Vec<&u64> = acked.iter().filter(|n| !stored.contains(n)).collect();
-        assert!(lost.is_empty(), "{tag}: acknowledged but lost: {lost:?}");
-    }
 }
 
 /// The roll of `kubectl rollout restart`, pod 5 down to pod 0, with a client writing throughout.
@@ -149,10 +53,11 @@ fn roll(block: u8, base: &Options) {
     // Let the client see the last pod back, then stop it.
     std::thread::sleep(Duration::from_secs(1));
     let written = writer.finish();
-    for (tag, (acked, gap)) in tags.iter().zip(&written) {
+    for (tag, shard) in tags.iter().zip(&written) {
         eprintln!(
-            "shard {tag}: {} writes acknowledged, longest gap {gap:?}",
-            acked.len()
+            "shard {tag}: {} writes acknowledged, longest gap {:?}",
+            shard.acked.len(),
+            shard.longest
         );
     }
     assert_nothing_lost(&nodes, &tags, &written);
