@@ -36,7 +36,12 @@ pub struct FakeDns {
 impl FakeDns {
     /// Serves an empty `cluster.local.` zone at `127.0.<block>.1:5353`.
     pub fn start(block: u8) -> FakeDns {
-        let addr: SocketAddr = format!("127.0.{block}.1:5353").parse().unwrap();
+        FakeDns::start_in(&format!("127.0.{block}"))
+    }
+
+    /// Like [`FakeDns::start`], in the /24 `network` (`127.33.3`: at `127.33.3.1:5353`).
+    pub fn start_in(network: &str) -> FakeDns {
+        let addr: SocketAddr = format!("{network}.1:5353").parse().unwrap();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()

@@ -91,7 +91,8 @@ pub struct FakeApi {
 struct Shared {
     namespace: String,
     name: String,
-    block: u8,
+    /// The /24 it serves on and its pods' IPs are in: `127.0.<block>`, or another.
+    network: String,
     state: Mutex<State>,
     /// The latest resourceVersion; open watches wake up when it changes.
     changes: tokio::sync::watch::Sender<u64>,
@@ -129,7 +130,13 @@ impl FakeApi {
 
     /// Like [`FakeApi::start`], but connections are refused for the first `delay`.
     pub fn start_after(block: u8, namespace: &str, delay: Duration) -> FakeApi {
-        let addr: SocketAddr = format!("127.0.{block}.1:6443").parse().unwrap();
+        FakeApi::start_in(&format!("127.0.{block}"), namespace, delay)
+    }
+
+    /// Like [`FakeApi::start_after`], in the /24 `network` (`127.33.3`: at `127.33.3.1:6443`,
+    /// pod i's IP `127.33.3.<11 + i>`).
+    pub fn start_in(network: &str, namespace: &str, delay: Duration) -> FakeApi {
+        let addr: SocketAddr = format!("{network}.1:6443").parse().unwrap();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -138,7 +145,7 @@ impl FakeApi {
         let shared = Arc::new(Shared {
             namespace: namespace.into(),
             name: "redis-app".into(),
-            block,
+            network: network.into(),
             state: Mutex::default(),
             changes: tokio::sync::watch::Sender::new(0),
         });
@@ -389,7 +396,7 @@ impl Shared {
             .iter()
             .enumerate()
             .map(|(i, pod)| {
-                let ip = format!("127.0.{}.{}", self.block, 11 + i);
+                let ip = format!("{}.{}", self.network, 11 + i);
                 objects::pod(&self.namespace, &self.name, i, &ip, *pod, rv)
             })
             .collect();
