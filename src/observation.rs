@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use crate::cluster_nodes::{self, ClusterNode};
+use crate::server::Server;
 
 /// Everything the planner and the convergence check need to know of one node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +24,8 @@ pub struct Observation {
     pub nodes: Vec<ClusterNode>,
     /// `CLUSTER INFO`.
     pub info: ClusterInfo,
+    /// The server and its release (`INFO server`), when it says.
+    pub server: Option<Server>,
 }
 
 /// The fields of `CLUSTER INFO` that matter here.
@@ -52,6 +55,7 @@ impl Observation {
             master_addr: None,
             nodes: Vec::new(),
             info: ClusterInfo::default().with(&fields),
+            server: Server::from_info(&fields),
         }
     }
 
@@ -73,6 +77,7 @@ impl Observation {
             master_addr: master_addr(&fields),
             nodes: cluster_nodes::parse(cluster_nodes)?,
             info: ClusterInfo::default().with(&self::fields(cluster_info)),
+            server: Server::from_info(&fields),
         })
     }
 

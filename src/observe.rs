@@ -1,4 +1,4 @@
-//! Reads what every node knows: `INFO`, `CLUSTER MYID`, `CLUSTER NODES`, `CLUSTER INFO`, one
+//! Reads what every node knows: `INFO` (server, replication, cluster, keyspace), `CLUSTER MYID`, `CLUSTER NODES`, `CLUSTER INFO`, one
 //! pipelined round trip per node. A view of N nodes is read a few nodes at a time, each on a
 //! connection of its own: the redis crate keeps a connection's read buffer at the largest reply it
 //! ever read, and 300 long-lived connections each grown to a 300-line view were most of the
@@ -22,6 +22,7 @@ pub async fn observe(client: &Client) -> Result<Observation> {
     let info: String = client
         .query(
             redis::cmd("INFO")
+                .arg("server")
                 .arg("replication")
                 .arg("cluster")
                 .arg("keyspace"),
@@ -59,6 +60,7 @@ fn parsed(
 pub async fn observe_member(client: &Client) -> Result<Observation> {
     let mut pipe = redis::pipe();
     pipe.cmd("INFO")
+        .arg("server")
         .arg("replication")
         .arg("cluster")
         .arg("keyspace");

@@ -165,6 +165,7 @@ pub fn plan_remembering(
     }
     let lost = replace::lost_id(nodes, observations)?;
     refuse::refuse_unsafe(nodes, observations, lost.as_deref())?;
+    refuse::refuse_unloadable_syncs(nodes, observations)?;
     if let Some(d) = drain_to.filter(|&d| nodes.len() > d) {
         return drain::drain(nodes, layout, observations, d);
     }
