@@ -6,7 +6,8 @@
 //! every shard:
 //!
 //! - no acknowledged write is lost, every shard's longest write gap stays within 0.5 s (a manual
-//!   failover's pause, not an election's seconds), `--cluster check` is clean and a bootstrap
+//!   failover's pause, not an election's seconds) of the longest the same client sees on a node
+//!   nothing happens to (the machine's own stalls), `--cluster check` is clean and a bootstrap
 //!   run afterwards sends no command that changes a node;
 //! - paused half-way (a StatefulSet `partition`: pods 2 to 5 on Valkey, 0 and 1 on Redis), the
 //!   mixed cluster is healthy (every replica in sync, `--cluster check` clean, writes served)
@@ -35,9 +36,9 @@ use fake_api::{FakeApi, PodState, Stage};
 /// How long a stopped pod stays away before it is back on a new IP (a real pod: seconds).
 const AWAY: Duration = Duration::from_secs(5);
 
-/// Every shard's longest gap between two acknowledged writes, at most, once the machine's own
-/// stalls are taken out (see [`assert_writes_served`]): a manual failover's pause and a
-/// redirection, where an election would cost the node timeout and more.
+/// Every shard's longest gap between two acknowledged writes, at most, beyond the longest gap
+/// the same client sees on a node nothing happens to (see [`assert_writes_served`]): a manual
+/// failover's pause and a redirection, where an election would cost the node timeout and more.
 const LONGEST_GAP: Duration = Duration::from_millis(500);
 
 /// Pod `index`'s address in `127.33.<block>.0/24` (new addresses from index 10 on).
@@ -123,34 +124,28 @@ fn assert_healthy(nodes: &[RedisNode]) {
 }
 
 /// Stops the writers and checks what they saw: nothing lost, and no shard's gap longer than
-/// [`LONGEST_GAP`] once the time the control stalled during it is taken out. A loaded machine
-/// (2 cores shared by builds) stops every process for a while now and then; the control, the
-/// same client writing to a node outside the cluster, sees those stalls at the same moments, so
-/// what remains of a shard's gap is what the roll cost it.
+/// [`LONGEST_GAP`] plus the control's longest. A loaded machine (2 cores shared by builds) makes
+/// any server answer late now and then, roll or not; the control, the same client writing to a
+/// node outside the cluster throughout, measures that, so what a shard may lose beyond it is
+/// what the roll cost. On a quiet machine the control's longest gap is some 15 ms.
 fn assert_writes_served(nodes: &[RedisNode], tags: &[String], writer: Writer, control: Writer) {
     // Let the client see the last pod back, then stop it.
     std::thread::sleep(Duration::from_secs(1));
     let written = writer.finish();
-    let control = control.finish().remove(0);
+    let control = control.finish().remove(0).longest;
     for (tag, shard) in tags.iter().zip(&written) {
         eprintln!(
-            "shard {tag}: {} writes acknowledged, longest gap {:?}, {:?} beyond the machine's \
-             stalls (the control's longest: {:?})",
+            "shard {tag}: {} writes acknowledged, longest gap {:?} (the control's: {control:?})",
             shard.acked.len(),
             shard.longest,
-            shard.longest_beyond(&control),
-            control.longest
         );
     }
     assert_nothing_lost(nodes, tags, &written);
     for (tag, shard) in tags.iter().zip(&written) {
-        let gap = shard.longest_beyond(&control);
         assert!(
-            gap <= LONGEST_GAP,
-            "shard {tag}: a write gap of {gap:?} beyond the machine's stalls ({:?} in all; the \
-             control's gaps: {:?})",
-            shard.longest,
-            control.gaps
+            shard.longest <= LONGEST_GAP + control,
+            "shard {tag}: a write gap of {:?}, the control's longest {control:?}",
+            shard.longest
         );
     }
 }

@@ -267,31 +267,6 @@ pub struct Shard {
     pub acked: Vec<u64>,
     /// The longest time between two acknowledged writes.
     pub longest: Duration,
-    /// Every time between two acknowledged writes longer than [`Shard::SLOW`]: (from, to).
-    pub gaps: Vec<(Instant, Instant)>,
-}
-
-impl Shard {
-    /// A gap worth keeping (10 writes missed).
-    pub const SLOW: Duration = Duration::from_millis(100);
-
-    /// The longest gap once the time `stalls` overlaps it is taken out: what the cluster cost,
-    /// given stalls the machine caused (another writer's gaps on a node nothing happened to).
-    pub fn longest_beyond(&self, stalls: &Shard) -> Duration {
-        self.gaps
-            .iter()
-            .map(|&(from, to)| {
-                let overlap: Duration = stalls
-                    .gaps
-                    .iter()
-                    .map(|&(a, b)| b.min(to).saturating_duration_since(a.max(from)))
-                    .sum();
-                (to - from).saturating_sub(overlap)
-            })
-            .max()
-            // No gap past SLOW: the longest is below it, and below any bound worth asserting.
-            .unwrap_or(self.longest)
-    }
 }
 
 /// A thread that connects to every node as it appears (a pod back on its new address) and hands
@@ -309,12 +284,19 @@ fn connector(
         let mut known: Vec<std::net::SocketAddr> = Vec::new();
         while !stop.load(Ordering::Relaxed) {
             let now_known = seeds.lock().unwrap().clone();
-            for addr in now_known.iter().filter(|a| !known.contains(a)) {
+            let new: Vec<std::net::SocketAddr> = now_known
+                .iter()
+                .filter(|a| !known.contains(a))
+                .copied()
+                .collect();
+            for addr in &new {
+                // A node that does not answer yet is tried again on the next round.
                 if let Ok(c) = login.connect(&addr.to_string()) {
                     let _ = tx.send((addr.to_string(), c));
+                    known.push(*addr);
                 }
             }
-            known = now_known;
+            known.retain(|a| now_known.contains(a));
             std::thread::sleep(Duration::from_millis(50));
         }
     });
@@ -360,9 +342,6 @@ fn write_shard(
                     let now = Instant::now();
                     if let Some(last) = last_ok {
                         seen.longest = seen.longest.max(now - last);
-                        if now - last > Shard::SLOW {
-                            seen.gaps.push((last, now));
-                        }
                     }
                     last_ok = Some(now);
                     seen.acked.push(n);
