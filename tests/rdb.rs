@@ -79,11 +79,14 @@ fn version_of(server: Server) -> u16 {
     }
 }
 
-/// A connection to database `db` of `node`.
+/// A connection to database `db` of `node`. `SAVE` of megabytes of values blocks the node for
+/// longer than redis-rs's default 500 ms response timeout on a loaded machine: wait for it.
 async fn connect(node: &RedisNode, db: u32) -> MultiplexedConnection {
+    let config = redis::AsyncConnectionConfig::new()
+        .set_response_timeout(Some(std::time::Duration::from_secs(60)));
     redis::Client::open(format!("redis://{}/{db}", node.addr))
         .unwrap()
-        .get_multiplexed_async_connection()
+        .get_multiplexed_async_connection_with_config(&config)
         .await
         .unwrap()
 }
