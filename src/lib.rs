@@ -60,6 +60,7 @@ pub mod node;
 pub mod observation;
 pub mod observe;
 pub mod pairing;
+pub mod passwords;
 pub mod pipeline;
 pub mod plan;
 pub mod pod;
