@@ -11,7 +11,7 @@ use redis::{
 };
 use tracing::warn;
 
-use crate::commands;
+use crate::commands::{self, Sender};
 use crate::credentials::{Credentials, Login};
 use crate::node::Node;
 use crate::tls::Tls;
@@ -31,6 +31,7 @@ pub struct Client {
     credentials: Option<Credentials>,
     login: Option<Login>,
     tls: Option<Tls>,
+    sender: Sender,
 }
 
 impl Client {
@@ -124,7 +125,15 @@ impl Client {
             credentials: credentials.cloned(),
             login,
             tls: tls.cloned(),
+            sender: Sender::Bootstrap,
         })
+    }
+
+    /// This connection for the pod-side `watch`: it may also send [`commands::WATCH`] (as the
+    /// pod-local user, whose ACL holds them).
+    pub fn for_watch(mut self) -> Client {
+        self.sender = Sender::Watch;
+        self
     }
 
     /// A second connection to the same node (same credentials, same TLS), for one large reply,
@@ -133,14 +142,17 @@ impl Client {
     /// connections holding one were most of the binary's memory. So a view is read on a
     /// connection of its own, and the node's long-lived one stays at its 8 KB.
     pub async fn once(&self) -> Result<Client> {
-        Client::connect(&self.node, self.credentials.as_ref(), self.tls.as_ref()).await
+        let mut client =
+            Client::connect(&self.node, self.credentials.as_ref(), self.tls.as_ref()).await?;
+        client.sender = self.sender;
+        Ok(client)
     }
 
     /// Sends one command; `what` names it in errors (never includes a secret).
     /// Refused before sending (an internal error) when the command is not in
     /// [`commands::SENT`].
     pub async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd, what: &str) -> Result<T> {
-        commands::check(cmd)?;
+        commands::check_as(cmd, self.sender)?;
         let mut conn = self.conn.clone();
         cmd.query_async(&mut conn)
             .await
@@ -154,7 +166,8 @@ impl Client {
         pipe: &redis::Pipeline,
         what: &str,
     ) -> Result<T> {
-        pipe.cmd_iter().try_for_each(commands::check)?;
+        pipe.cmd_iter()
+            .try_for_each(|cmd| commands::check_as(cmd, self.sender))?;
         let mut conn = self.conn.clone();
         pipe.query_async(&mut conn)
             .await
@@ -178,7 +191,7 @@ impl Client {
         let mut pipe = redis::pipe();
         let mut names = Vec::with_capacity(commands.len());
         for (cmd, what) in commands {
-            commands::check(&cmd)?;
+            commands::check_as(&cmd, self.sender)?;
             pipe.add_command(cmd);
             names.push(what);
         }

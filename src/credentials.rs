@@ -59,6 +59,14 @@ impl Credentials {
         self.username.as_deref()
     }
 
+    /// The password file, when the password comes from one.
+    pub fn file(&self) -> Option<&std::path::Path> {
+        match &self.password {
+            Password::File(path) => Some(path),
+            Password::Given(_) => None,
+        }
+    }
+
     /// The logins to try, in order: the password given, or every password of the file now (the
     /// one in use first). An unreadable or empty file is [`Error::Config`].
     pub fn logins(&self) -> Result<Vec<Login>> {

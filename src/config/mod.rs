@@ -179,13 +179,20 @@ impl Settings {
     /// The TLS files are read here too, so a bad one stops the run before anything else (the
     /// manifest tests check a Job's environment with [`Settings::from_vars`], without the files).
     pub fn from_env() -> Result<Settings, Error> {
-        let mut settings = Settings::from_vars(utf8_vars(std::env::vars_os())?)?;
+        let mut settings = Settings::from_env_unread()?;
         settings.tls = settings
             .tls_files
             .as_ref()
             .map(TlsFiles::load)
             .transpose()?;
         Ok(settings)
+    }
+
+    /// Like [`Settings::from_env`] without reading the TLS files: for `watch`, which reads them
+    /// itself and must start even when a broken renewal is on disk (the node keeps serving its
+    /// certificate, and the watcher says so).
+    pub fn from_env_unread() -> Result<Settings, Error> {
+        Settings::from_vars(utf8_vars(std::env::vars_os())?)
     }
 
     /// Reads and validates the given variables (all of them; non-`BOOTSTRAP_` ones are ignored).
