@@ -66,7 +66,7 @@ fn main() -> ExitCode {
         }
     };
     let read = match command {
-        Some(PodCommand::Watch) => Settings::from_env_unread(),
+        Some(PodCommand::Watch | PodCommand::Synced) => Settings::from_env_unread(),
         _ => Settings::from_env(),
     };
     let settings = match read {

@@ -188,9 +188,9 @@ impl Settings {
         Ok(settings)
     }
 
-    /// Like [`Settings::from_env`] without reading the TLS files: for `watch`, which reads them
-    /// itself and must start even when a broken renewal is on disk (the node keeps serving its
-    /// certificate, and the watcher says so).
+    /// Like [`Settings::from_env`] without reading the TLS files: for `watch` and `synced`, which
+    /// read them themselves and must run even when a broken renewal is on disk (the node keeps
+    /// serving its certificate, and they say so).
     pub fn from_env_unread() -> Result<Settings, Error> {
         Settings::from_vars(utf8_vars(std::env::vars_os())?)
     }

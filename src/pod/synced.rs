@@ -9,6 +9,7 @@ use crate::passwords;
 use crate::pod::Context;
 use crate::pod::watch::certificates::{self, Identity};
 use crate::pod::watch::users::{self, Masterauth, Standing};
+use crate::tls::TlsFiles;
 use crate::{Error, Result, one_line};
 
 /// Prints the lines on stdout; exit 0 when the node matches the files, 1 when not yet.
@@ -21,14 +22,30 @@ pub async fn run(ctx: &Context) -> Result<()> {
                 .into(),
         ));
     }
-    let client = Client::connect(
-        &ctx.local,
-        settings.credentials.as_ref(),
-        settings.tls.as_ref(),
-    )
-    .await?
-    .for_watch();
     let mut lines: Vec<(bool, String)> = Vec::new();
+    // `main` leaves the files to this command: files that do not load (a broken renewal) are one
+    // of the things it reports, and the CA alone still reaches a node that does not require a
+    // client certificate.
+    let tls = match &settings.tls_files {
+        None => None,
+        Some(files) => match files.load() {
+            Ok(tls) => Some(tls),
+            Err(e) => {
+                lines.push((
+                    false,
+                    format!("tls: the files do not load: {}", one_line(&e)),
+                ));
+                let ca_only = TlsFiles {
+                    ca: files.ca.clone(),
+                    client: None,
+                };
+                Some(ca_only.load()?)
+            }
+        },
+    };
+    let client = Client::connect(&ctx.local, settings.credentials.as_ref(), tls.as_ref())
+        .await?
+        .for_watch();
     if let Some(dir) = &settings.users_dir {
         let listed = passwords::read_dir(dir, "BOOTSTRAP_USERS_DIR")?;
         for (user, standing) in users::standings(&client, &listed).await? {
@@ -59,7 +76,7 @@ pub async fn run(ctx: &Context) -> Result<()> {
             ),
         });
     }
-    if let Some(tls) = &settings.tls {
+    if let Some(tls) = &tls {
         let files = certificates::node_files(&client).await?;
         let cert_file = files
             .iter()
