@@ -66,7 +66,10 @@ fn main() -> ExitCode {
         }
     };
     let read = match command {
-        Some(PodCommand::Watch | PodCommand::Synced) => Settings::from_env_unread(),
+        // `users` makes no connection; `watch` and `synced` read the TLS files themselves.
+        Some(PodCommand::Users | PodCommand::Watch | PodCommand::Synced) => {
+            Settings::from_env_unread()
+        }
         _ => Settings::from_env(),
     };
     let settings = match read {
