@@ -302,13 +302,22 @@ impl Job {
     }
 }
 
-/// Waits until `synced` passes in every one of `pods`: the documented wait between two steps.
-fn wait_synced(pods: &[&Pod]) {
+/// Waits until `synced` passes in every one of `pods`, and (as docs/security.md's loop checks,
+/// since a kubelet may not have updated a pod's files yet) its line of each user in `expected`
+/// shows that user's count of passwords and the fingerprint of the one in use: the documented
+/// wait between two steps.
+fn wait_synced(pods: &[&Pod], expected: &[(&str, usize, String)]) {
+    let shows = |out: &str, (user, count, in_use): &(&str, usize, String)| {
+        let start = format!("ok user {user}: the node accepts the {count} password(s) of ");
+        let end = format!("no other; in use: {}", &sha256(in_use)[..8]);
+        out.lines()
+            .any(|l| l.starts_with(&start) && l.ends_with(&end))
+    };
     for pod in pods {
         let started = Instant::now();
         loop {
             let run = pod.synced();
-            if run.code == 0 {
+            if run.code == 0 && expected.iter().all(|e| shows(&run.stdout, e)) {
                 break;
             }
             assert_eq!(run.code, 1, "{run:?}");
@@ -598,7 +607,10 @@ fn passwords_rotate_and_certificates_renew_without_an_outage() {
                 .to_string()
         })
         .collect();
-    wait_synced(&pods.iter().collect::<Vec<_>>());
+    wait_synced(
+        &pods.iter().collect::<Vec<_>>(),
+        &[("app", 1, "app-pw-1".to_string())],
+    );
     job.heals(&pods, "before");
     eprintln!("formed, watched and writing after {:?}", started.elapsed());
 
@@ -613,14 +625,17 @@ fn passwords_rotate_and_certificates_renew_without_an_outage() {
         ),
     ];
     for step in 0..3 {
+        let mut expected = Vec::new();
         for (user, files) in &changes {
             users.insert(user, files[step].clone());
+            let listed = redis_cluster_bootstrap::passwords::parse(&files[step]);
+            expected.push((*user, listed.len(), listed[0].clone()));
         }
         for pod in pods[..3].iter_mut() {
             write_users(&mut pod.users, &users, None);
         }
         write_users(&mut job.users, &users, Some(&["bootstrap"]));
-        wait_synced(&pods[..3].iter().collect::<Vec<_>>());
+        wait_synced(&pods[..3].iter().collect::<Vec<_>>(), &expected);
         let when = format!("step {} on half the pods", step + 1);
         reconnect_replicas(&pods);
         assert_no_auth_failures(&pods, &when);
@@ -628,7 +643,7 @@ fn passwords_rotate_and_certificates_renew_without_an_outage() {
         for pod in pods[3..].iter_mut() {
             write_users(&mut pod.users, &users, None);
         }
-        wait_synced(&pods.iter().collect::<Vec<_>>());
+        wait_synced(&pods.iter().collect::<Vec<_>>(), &expected);
         let when = format!("step {} on every pod", step + 1);
         reconnect_replicas(&pods);
         assert_no_auth_failures(&pods, &when);
@@ -692,7 +707,7 @@ fn passwords_rotate_and_certificates_renew_without_an_outage() {
         pod.tls.write(&tls_files(&certs.join("renewed")));
     }
     job.tls.write(&tls_files(&certs.join("renewed")));
-    wait_synced(&pods.iter().collect::<Vec<_>>());
+    wait_synced(&pods.iter().collect::<Vec<_>>(), &[]);
     for pod in &pods {
         assert_eq!(
             serving_serial(&pod.node, &ca_file),

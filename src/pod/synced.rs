@@ -49,7 +49,7 @@ pub async fn run(ctx: &Context) -> Result<()> {
     if let Some(dir) = &settings.users_dir {
         let listed = passwords::read_dir(dir, "BOOTSTRAP_USERS_DIR")?;
         for (user, standing) in users::standings(&client, &listed).await? {
-            let ok = matches!(standing, Standing::InSync(_));
+            let ok = matches!(standing, Standing::InSync(..));
             lines.push((ok, users::describe(&user, &standing, dir)));
         }
         lines.push(match users::masterauth(&client, &listed).await? {

@@ -262,7 +262,7 @@ impl UsersWatch {
         let mut applied = 0;
         for (user, standing) in users::standings(client, &users).await? {
             match standing {
-                Standing::InSync(_) => metrics.user_in_sync(&user, true),
+                Standing::InSync(..) => metrics.user_in_sync(&user, true),
                 Standing::Differs(change) => {
                     users::apply(client, &user, &change).await?;
                     applied += 1;

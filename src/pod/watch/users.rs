@@ -66,8 +66,9 @@ impl Change {
 /// Where one user stands on the node against its file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Standing {
-    /// The node accepts exactly the file's passwords (this many).
-    InSync(usize),
+    /// The node accepts exactly the file's passwords: how many, and the fingerprint of the one
+    /// in use ([`fingerprint`]).
+    InSync(usize, String),
     /// The node's set differs: this change makes it the file's.
     Differs(Change),
     /// The node does not define the user.
@@ -118,7 +119,9 @@ pub async fn standings(
             match held(client, user).await? {
                 None => Standing::Undefined,
                 Some(held) => match Change::between(listed, &held) {
-                    change if change.is_empty() => Standing::InSync(held.len()),
+                    change if change.is_empty() => {
+                        Standing::InSync(held.len(), fingerprint(&listed[0]))
+                    }
                     change => Standing::Differs(change),
                 },
             }
@@ -201,12 +204,20 @@ pub async fn config_get(client: &Client, names: &[&str]) -> Result<BTreeMap<Stri
         .collect())
 }
 
-/// One line for a person about a user's standing (no secret: counts and the file's path).
+/// What tells a password apart in what people read, without showing it: the first 8 hex digits
+/// of its SHA-256 (the hash `ACL GETUSER` shows; `printf %s PASSWORD | sha256sum | cut -c1-8`).
+/// Whoever can read it can read the password's file anyway.
+pub fn fingerprint(password: &str) -> String {
+    passwords::hash(password)[..8].to_string()
+}
+
+/// One line for a person about a user's standing (no secret: counts, the file's path, the
+/// fingerprint of the password in use).
 pub fn describe(user: &str, standing: &Standing, dir: &Path) -> String {
     let file = dir.join(user);
     match standing {
-        Standing::InSync(n) => format!(
-            "user {user}: the node accepts the {n} password(s) of {}, no other",
+        Standing::InSync(n, in_use) => format!(
+            "user {user}: the node accepts the {n} password(s) of {}, no other; in use: {in_use}",
             file.display()
         ),
         Standing::Differs(change) => format!(
@@ -270,7 +281,7 @@ mod tests {
         let dir = Path::new("/etc/redis-users");
         let change = Change::between(&listed(&["s3cret"]), &[]);
         let text = [
-            describe("app", &Standing::InSync(2), dir),
+            describe("app", &Standing::InSync(2, fingerprint("s3cret")), dir),
             describe("app", &Standing::Differs(change), dir),
             describe("exporter", &Standing::Undefined, dir),
             describe("backup", &Standing::Empty, dir),
@@ -278,7 +289,9 @@ mod tests {
         .join("\n");
         assert!(text.contains("/etc/redis-users/app"), "{text}");
         assert!(
-            text.contains("redis-acl") && !text.contains("s3cret"),
+            text.contains("redis-acl")
+                && !text.contains("s3cret")
+                && text.contains("in use: 1ec1c26b"),
             "{text}"
         );
     }
