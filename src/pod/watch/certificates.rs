@@ -15,11 +15,18 @@ use std::path::Path;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
+use std::path::PathBuf;
+use std::time::Instant;
+
+use tracing::{debug, error, info, warn};
+
+use super::files::{Digest, Settled};
+use super::metrics::Metrics;
+use super::{RECHECK, RETRY_REFUSED, config_get};
 use crate::client::{CONNECT_TIMEOUT, Client};
 use crate::node::Node;
-use crate::pod::watch::users::config_get;
-use crate::tls::Tls;
-use crate::{Error, Result};
+use crate::tls::{Tls, TlsFiles};
+use crate::{Error, Result, one_line};
 
 /// The file settings a node reads its TLS context from, set again (to the values they have) to
 /// make it reload. Ones that are empty are left out.
@@ -136,6 +143,169 @@ pub async fn reload(client: &Client, files: &[(String, String)]) -> Result<()> {
     client
         .query::<()>(&cmd, "CONFIG SET tls-cert-file ... (reload the TLS files)")
         .await
+}
+
+/// The TLS files: the watcher's own client, and the node's certificate.
+pub struct CertsWatch {
+    files: TlsFiles,
+    /// The files watched: `BOOTSTRAP_TLS_*`.
+    pub paths: Vec<PathBuf>,
+    settled: Settled,
+    /// Files that changed and held still, not offered to the node yet.
+    pending: Option<Digest>,
+    last_check: Option<Instant>,
+    /// Files the node refused, and when.
+    refused: Option<(Digest, Instant)>,
+    /// Whether the files settled once (the ones the watcher started with).
+    started: bool,
+}
+
+impl CertsWatch {
+    pub fn new(files: TlsFiles) -> CertsWatch {
+        let mut paths = vec![PathBuf::from(&files.ca)];
+        if let Some((cert, key)) = &files.client {
+            paths.extend([PathBuf::from(cert), PathBuf::from(key)]);
+        }
+        CertsWatch {
+            files,
+            paths,
+            settled: Settled::default(),
+            pending: None,
+            last_check: None,
+            refused: None,
+            started: false,
+        }
+    }
+
+    pub fn recheck(&mut self) {
+        self.last_check = None;
+    }
+
+    /// Reads the files; once a change held still, loads them for new connections and marks them
+    /// for the node.
+    pub fn poll_files(&mut self, tls: &mut Option<Tls>) {
+        let digest = Digest::of_files(&self.paths);
+        if !self.settled.changed(&digest) {
+            return;
+        }
+        let first = !self.started;
+        self.started = true;
+        self.settled.applied(digest.clone());
+        // The files the watcher started with were loaded at its start (or said not to load), and
+        // its first check of the node compares what it serves with them: nothing more to do.
+        if first && tls.is_some() {
+            return;
+        }
+        self.pending = Some(digest);
+        match self.files.load() {
+            Ok(new) => *tls = Some(new),
+            // The node's own refusal, if it refuses them too, is what the metric counts.
+            Err(e) => {
+                error!(
+                    "watch: the renewed TLS files do not load: {}; new connections keep the \
+                     previous ones",
+                    one_line(&e)
+                );
+            }
+        }
+    }
+
+    /// Makes the node serve its files' certificate: after a change, or when the periodic check
+    /// finds it serving another one.
+    pub async fn poll_node(
+        &mut self,
+        client: &Client,
+        tls: &Tls,
+        node: &crate::node::Node,
+        metrics: &Metrics,
+    ) -> Result<()> {
+        let due = self.last_check.is_none_or(|at| at.elapsed() >= RECHECK);
+        let Some(digest) = self.pending.clone().or_else(|| due.then(|| self.digest())) else {
+            return Ok(());
+        };
+        // Kept until the node took the files: a connection lost meanwhile offers them again.
+        let changed = self.pending.is_some();
+        self.last_check = Some(Instant::now());
+        let node_files = node_files(client).await?;
+        let cert_file = node_files
+            .iter()
+            .find(|(name, _)| name == "tls-cert-file")
+            .map(|(_, path)| PathBuf::from(path));
+        let wanted = cert_file.as_deref().map(Identity::of_file).transpose();
+        let before = serving(tls, node).await;
+        let matches =
+            matches!((&wanted, &before), (Ok(Some(w)), Ok(s)) if w.fingerprint == s.fingerprint);
+        self.record(metrics, &before, matches);
+        let refused_lately = self
+            .refused
+            .as_ref()
+            .is_some_and(|(d, at)| *d == digest && at.elapsed() < RETRY_REFUSED);
+        if !changed && (matches || refused_lately) {
+            return Ok(());
+        }
+        if node_files.is_empty() {
+            debug!("watch: the node has no TLS files: nothing to reload");
+            self.pending = None;
+            return Ok(());
+        }
+        let reloaded = reload(client, &node_files).await;
+        if !matches!(reloaded, Err(Error::Unreachable { .. })) {
+            self.pending = None;
+        }
+        match reloaded {
+            Ok(()) => {
+                let after = serving(tls, node).await;
+                let matches = matches!((&wanted, &after), (Ok(Some(w)), Ok(s)) if w.fingerprint == s.fingerprint);
+                self.record(metrics, &after, matches);
+                metrics.tls_reloads.inc();
+                self.refused = None;
+                match after {
+                    Ok(identity) => info!(
+                        serial = identity.serial,
+                        "watch: the node reloaded its TLS files and serves {identity}"
+                    ),
+                    Err(e) => warn!(
+                        "watch: the node reloaded its TLS files, but its certificate cannot be \
+                         read back: {}",
+                        one_line(&e)
+                    ),
+                }
+                Ok(())
+            }
+            Err(e @ Error::Command { .. }) => {
+                metrics.tls_reload_failures.inc();
+                self.refused = Some((digest, Instant::now()));
+                let kept = match &before {
+                    Ok(identity) => identity.to_string(),
+                    Err(_) => "its previous certificate".into(),
+                };
+                let files = node_files
+                    .iter()
+                    .map(|(name, path)| format!("{name} {path}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                error!(
+                    "watch: the node refused its renewed TLS files ({files}): {}; it keeps \
+                     serving {kept}. Fix the Secret redis-tls (a key that does not match its \
+                     certificate?); the files are offered again when they change",
+                    one_line(&e)
+                );
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn digest(&self) -> Digest {
+        Digest::of_files(&self.paths)
+    }
+
+    fn record(&self, metrics: &Metrics, serving: &Result<Identity>, matches: bool) {
+        if let Ok(identity) = serving {
+            metrics.tls_serving_not_after.set(identity.not_after);
+        }
+        metrics.tls_serving_matches_files.set(i64::from(matches));
+    }
 }
 
 #[cfg(test)]

@@ -18,29 +18,29 @@
 //! it changes users and configuration, which `bootstrap` must not be able to do.
 //!
 //! It never stops for a failure (a node that does not answer, a file that cannot be read, a
-//! renewal refused): it says so and tries again. Only SIGTERM or SIGINT stop it (exit 0).
+//! renewal refused): it says so, once ([`said`]), and tries again. Only SIGTERM or SIGINT stop
+//! it (exit 0).
 
 pub mod certificates;
 pub mod files;
 pub mod metrics;
+pub mod said;
 pub mod users;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use tracing::{debug, error, info, warn};
+use tracing::{error, info};
 
 use crate::client::Client;
-use crate::passwords;
 use crate::pod::Context;
 use crate::shutdown::Shutdown;
-use crate::tls::{Tls, TlsFiles};
+use crate::tls::Tls;
 use crate::{Error, Result, one_line};
-use certificates::Identity;
-use files::{Digest, Settled};
+use certificates::CertsWatch;
 use metrics::Metrics;
-use users::{Masterauth, Standing};
+use said::Said;
+use users::UsersWatch;
 
 /// How often the files are read (and a change noticed).
 pub const POLL: Duration = Duration::from_secs(1);
@@ -215,294 +215,25 @@ impl<'a> Watcher<'a> {
     }
 }
 
-/// The users' passwords: the directory's files against the node.
-struct UsersWatch {
-    dir: PathBuf,
-    settled: Settled,
-    last_check: Option<Instant>,
-    /// Said once until the files change: users the node does not define, empty files.
-    said: Said,
-    /// Whether the first check passed (said once, with the users' names).
-    checked_once: bool,
-}
-
-impl UsersWatch {
-    fn new(dir: PathBuf) -> UsersWatch {
-        UsersWatch {
-            dir,
-            settled: Settled::default(),
-            last_check: None,
-            said: Said::default(),
-            checked_once: false,
-        }
-    }
-
-    fn recheck(&mut self) {
-        self.last_check = None;
-    }
-
-    async fn poll(&mut self, client: &Client, metrics: &Metrics) -> Result<()> {
-        let users = match passwords::read_dir(&self.dir, "BOOTSTRAP_USERS_DIR") {
-            Ok(users) => users,
-            Err(e) => {
-                self.said.error(format!("watch: {}", one_line(&e)));
-                return Ok(());
-            }
-        };
-        let digest = Digest::of_text(&listing(&users));
-        let changed = self.settled.changed(&digest);
-        let due = self.last_check.is_none_or(|at| at.elapsed() >= RECHECK);
-        if !changed && !due {
-            return Ok(());
-        }
-        self.last_check = Some(Instant::now());
-        if changed {
-            self.said.clear();
-        }
-        let mut applied = 0;
-        for (user, standing) in users::standings(client, &users).await? {
-            match standing {
-                Standing::InSync(..) => metrics.user_in_sync(&user, true),
-                Standing::Differs(change) => {
-                    users::apply(client, &user, &change).await?;
-                    applied += 1;
-                    info!(
-                        user,
-                        added = change.add.len(),
-                        removed = change.remove.len(),
-                        "watch: user {user}: the node now accepts the {} password(s) of {} \
-                         ({} added, {} removed)",
-                        users[&user].len(),
-                        self.dir.join(&user).display(),
-                        change.add.len(),
-                        change.remove.len()
-                    );
-                    metrics.user_in_sync(&user, true);
-                }
-                standing @ (Standing::Undefined | Standing::Empty) => {
-                    metrics.user_in_sync(&user, false);
-                    self.said
-                        .warn(users::describe(&user, &standing, &self.dir).to_string());
-                }
-            }
-        }
-        match users::masterauth(client, &users).await? {
-            Masterauth::Differs(user, first) => {
-                users::set_masterauth(client, &first).await?;
-                applied += 1;
-                info!(
-                    "watch: masterauth is now the first password of {} (replicas log in with it \
-                     from their next connection to their master)",
-                    self.dir.join(&user).display()
-                );
-            }
-            Masterauth::InSync(_) | Masterauth::NotOurs => {}
-        }
-        metrics.masterauth_in_sync.set(1);
-        self.settled.applied(digest);
-        if !self.checked_once && applied == 0 {
-            info!(
-                "watch: the node accepts exactly the passwords of {} ({})",
-                self.dir.display(),
-                users.keys().cloned().collect::<Vec<_>>().join(", ")
-            );
-        }
-        self.checked_once = true;
-        Ok(())
-    }
-}
-
-/// What a directory of passwords says, as one text (for its digest; never logged).
-fn listing(users: &BTreeMap<String, Vec<String>>) -> String {
-    users
-        .iter()
-        .map(|(user, listed)| format!("{user}\0{}\n", listed.join("\0")))
-        .collect()
-}
-
-/// The TLS files: the watcher's own client, and the node's certificate.
-struct CertsWatch {
-    files: TlsFiles,
-    paths: Vec<PathBuf>,
-    settled: Settled,
-    /// Files that changed and held still, not offered to the node yet.
-    pending: Option<Digest>,
-    last_check: Option<Instant>,
-    /// Files the node refused, and when.
-    refused: Option<(Digest, Instant)>,
-    /// Whether the files settled once (the ones the watcher started with).
-    started: bool,
-}
-
-impl CertsWatch {
-    fn new(files: TlsFiles) -> CertsWatch {
-        let mut paths = vec![PathBuf::from(&files.ca)];
-        if let Some((cert, key)) = &files.client {
-            paths.extend([PathBuf::from(cert), PathBuf::from(key)]);
-        }
-        CertsWatch {
-            files,
-            paths,
-            settled: Settled::default(),
-            pending: None,
-            last_check: None,
-            refused: None,
-            started: false,
-        }
-    }
-
-    fn recheck(&mut self) {
-        self.last_check = None;
-    }
-
-    /// Reads the files; once a change held still, loads them for new connections and marks them
-    /// for the node.
-    fn poll_files(&mut self, tls: &mut Option<Tls>) {
-        let digest = Digest::of_files(&self.paths);
-        if !self.settled.changed(&digest) {
-            return;
-        }
-        let first = !self.started;
-        self.started = true;
-        self.settled.applied(digest.clone());
-        // The files the watcher started with were loaded at its start (or said not to load), and
-        // its first check of the node compares what it serves with them: nothing more to do.
-        if first && tls.is_some() {
-            return;
-        }
-        self.pending = Some(digest);
-        match self.files.load() {
-            Ok(new) => *tls = Some(new),
-            // The node's own refusal, if it refuses them too, is what the metric counts.
-            Err(e) => {
-                error!(
-                    "watch: the renewed TLS files do not load: {}; new connections keep the \
-                     previous ones",
-                    one_line(&e)
-                );
-            }
-        }
-    }
-
-    /// Makes the node serve its files' certificate: after a change, or when the periodic check
-    /// finds it serving another one.
-    async fn poll_node(
-        &mut self,
-        client: &Client,
-        tls: &Tls,
-        node: &crate::node::Node,
-        metrics: &Metrics,
-    ) -> Result<()> {
-        let due = self.last_check.is_none_or(|at| at.elapsed() >= RECHECK);
-        let Some(digest) = self.pending.clone().or_else(|| due.then(|| self.digest())) else {
-            return Ok(());
-        };
-        // Kept until the node took the files: a connection lost meanwhile offers them again.
-        let changed = self.pending.is_some();
-        self.last_check = Some(Instant::now());
-        let node_files = certificates::node_files(client).await?;
-        let cert_file = node_files
-            .iter()
-            .find(|(name, _)| name == "tls-cert-file")
-            .map(|(_, path)| PathBuf::from(path));
-        let wanted = cert_file.as_deref().map(Identity::of_file).transpose();
-        let serving = certificates::serving(tls, node).await;
-        let matches =
-            matches!((&wanted, &serving), (Ok(Some(w)), Ok(s)) if w.fingerprint == s.fingerprint);
-        self.record(metrics, &serving, matches);
-        let refused_lately = self
-            .refused
-            .as_ref()
-            .is_some_and(|(d, at)| *d == digest && at.elapsed() < RETRY_REFUSED);
-        if !changed && (matches || refused_lately) {
-            return Ok(());
-        }
-        if node_files.is_empty() {
-            debug!("watch: the node has no TLS files: nothing to reload");
-            self.pending = None;
-            return Ok(());
-        }
-        let reloaded = certificates::reload(client, &node_files).await;
-        if !matches!(reloaded, Err(Error::Unreachable { .. })) {
-            self.pending = None;
-        }
-        match reloaded {
-            Ok(()) => {
-                let serving = certificates::serving(tls, node).await;
-                let matches = matches!((&wanted, &serving), (Ok(Some(w)), Ok(s)) if w.fingerprint == s.fingerprint);
-                self.record(metrics, &serving, matches);
-                metrics.tls_reloads.inc();
-                self.refused = None;
-                match serving {
-                    Ok(identity) => info!(
-                        serial = identity.serial,
-                        "watch: the node reloaded its TLS files and serves {identity}"
-                    ),
-                    Err(e) => warn!(
-                        "watch: the node reloaded its TLS files, but its certificate cannot be \
-                         read back: {}",
-                        one_line(&e)
-                    ),
-                }
-                Ok(())
-            }
-            Err(e @ Error::Command { .. }) => {
-                metrics.tls_reload_failures.inc();
-                self.refused = Some((digest, Instant::now()));
-                let kept = match &serving {
-                    Ok(identity) => identity.to_string(),
-                    Err(_) => "its previous certificate".into(),
-                };
-                let files = node_files
-                    .iter()
-                    .map(|(name, path)| format!("{name} {path}"))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                error!(
-                    "watch: the node refused its renewed TLS files ({files}): {}; it keeps \
-                     serving {kept}. Fix the Secret redis-tls (a key that does not match its \
-                     certificate?); the files are offered again when they change",
-                    one_line(&e)
-                );
-                Ok(())
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    fn digest(&self) -> Digest {
-        Digest::of_files(&self.paths)
-    }
-
-    fn record(&self, metrics: &Metrics, serving: &Result<Identity>, matches: bool) {
-        if let Ok(identity) = serving {
-            metrics.tls_serving_not_after.set(identity.not_after);
-        }
-        metrics.tls_serving_matches_files.set(i64::from(matches));
-    }
-}
-
-/// What was said about one matter: a failure that repeats every poll is logged once, until the
-/// matter clears (the node answers again, the files change).
-#[derive(Default)]
-struct Said(std::collections::BTreeSet<String>);
-
-impl Said {
-    fn warn(&mut self, text: String) {
-        if !self.0.contains(&text) {
-            warn!("{text}");
-            self.0.insert(text);
-        }
-    }
-
-    fn error(&mut self, text: String) {
-        if !self.0.contains(&text) {
-            error!("{text}");
-            self.0.insert(text);
-        }
-    }
-
-    fn clear(&mut self) {
-        self.0.clear();
-    }
+/// `CONFIG GET` of several parameters, as a map (absent ones left out).
+pub async fn config_get(client: &Client, names: &[&str]) -> Result<BTreeMap<String, String>> {
+    let mut cmd = redis::cmd("CONFIG");
+    cmd.arg("GET").arg(names);
+    let reply: redis::Value = client.query(&cmd, "CONFIG GET").await?;
+    let flat: Vec<String> = match reply {
+        redis::Value::Map(pairs) => pairs
+            .into_iter()
+            .flat_map(|(k, v)| [k, v])
+            .map(|v| redis::from_redis_value(v).unwrap_or_default())
+            .collect(),
+        other => redis::from_redis_value(other)
+            .map_err(|e| Error::Internal(format!("CONFIG GET: unexpected reply: {e}")))?,
+    };
+    Ok(flat
+        .chunks(2)
+        .filter_map(|pair| match pair {
+            [name, value] => Some((name.clone(), value.clone())),
+            _ => None,
+        })
+        .collect())
 }

@@ -14,9 +14,18 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use std::path::PathBuf;
+use std::time::Instant;
+
+use tracing::info;
+
+use super::files::{Digest, Settled};
+use super::metrics::Metrics;
+use super::said::Said;
+use super::{RECHECK, config_get};
 use crate::client::Client;
 use crate::passwords;
-use crate::{Error, Result};
+use crate::{Error, Result, one_line};
 
 /// What makes a user's passwords on the node those of its file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -181,29 +190,6 @@ pub async fn set_masterauth(client: &Client, password: &str) -> Result<()> {
         .await
 }
 
-/// `CONFIG GET` of several parameters, as a map (absent ones left out).
-pub async fn config_get(client: &Client, names: &[&str]) -> Result<BTreeMap<String, String>> {
-    let mut cmd = redis::cmd("CONFIG");
-    cmd.arg("GET").arg(names);
-    let reply: redis::Value = client.query(&cmd, "CONFIG GET").await?;
-    let flat: Vec<String> = match reply {
-        redis::Value::Map(pairs) => pairs
-            .into_iter()
-            .flat_map(|(k, v)| [k, v])
-            .map(|v| redis::from_redis_value(v).unwrap_or_default())
-            .collect(),
-        other => redis::from_redis_value(other)
-            .map_err(|e| Error::Internal(format!("CONFIG GET: unexpected reply: {e}")))?,
-    };
-    Ok(flat
-        .chunks(2)
-        .filter_map(|pair| match pair {
-            [name, value] => Some((name.clone(), value.clone())),
-            _ => None,
-        })
-        .collect())
-}
-
 /// What tells a password apart in what people read, without showing it: the first 8 hex digits
 /// of its SHA-256 (the hash `ACL GETUSER` shows; `printf %s PASSWORD | sha256sum | cut -c1-8`).
 /// Whoever can read it can read the password's file anyway.
@@ -239,6 +225,112 @@ pub fn describe(user: &str, standing: &Standing, dir: &Path) -> String {
             file.display()
         ),
     }
+}
+
+/// The users' passwords: the directory's files against the node.
+pub struct UsersWatch {
+    /// `BOOTSTRAP_USERS_DIR`.
+    pub dir: PathBuf,
+    settled: Settled,
+    last_check: Option<Instant>,
+    /// Said once until the files change: users the node does not define, empty files.
+    said: Said,
+    /// Whether the first check passed (said once, with the users' names).
+    checked_once: bool,
+}
+
+impl UsersWatch {
+    pub fn new(dir: PathBuf) -> UsersWatch {
+        UsersWatch {
+            dir,
+            settled: Settled::default(),
+            last_check: None,
+            said: Said::default(),
+            checked_once: false,
+        }
+    }
+
+    pub fn recheck(&mut self) {
+        self.last_check = None;
+    }
+
+    pub async fn poll(&mut self, client: &Client, metrics: &Metrics) -> Result<()> {
+        let users = match passwords::read_dir(&self.dir, "BOOTSTRAP_USERS_DIR") {
+            Ok(users) => users,
+            Err(e) => {
+                self.said.error(format!("watch: {}", one_line(&e)));
+                return Ok(());
+            }
+        };
+        let digest = Digest::of_text(&listing(&users));
+        let changed = self.settled.changed(&digest);
+        let due = self.last_check.is_none_or(|at| at.elapsed() >= RECHECK);
+        if !changed && !due {
+            return Ok(());
+        }
+        self.last_check = Some(Instant::now());
+        if changed {
+            self.said.clear();
+        }
+        let mut applied = 0;
+        for (user, standing) in standings(client, &users).await? {
+            match standing {
+                Standing::InSync(..) => metrics.user_in_sync(&user, true),
+                Standing::Differs(change) => {
+                    apply(client, &user, &change).await?;
+                    applied += 1;
+                    info!(
+                        user,
+                        added = change.add.len(),
+                        removed = change.remove.len(),
+                        "watch: user {user}: the node now accepts the {} password(s) of {} \
+                         ({} added, {} removed)",
+                        users[&user].len(),
+                        self.dir.join(&user).display(),
+                        change.add.len(),
+                        change.remove.len()
+                    );
+                    metrics.user_in_sync(&user, true);
+                }
+                standing @ (Standing::Undefined | Standing::Empty) => {
+                    metrics.user_in_sync(&user, false);
+                    self.said
+                        .warn(describe(&user, &standing, &self.dir).to_string());
+                }
+            }
+        }
+        match masterauth(client, &users).await? {
+            Masterauth::Differs(user, first) => {
+                set_masterauth(client, &first).await?;
+                applied += 1;
+                info!(
+                    "watch: masterauth is now the first password of {} (replicas log in with it \
+                     from their next connection to their master)",
+                    self.dir.join(&user).display()
+                );
+            }
+            Masterauth::InSync(_) | Masterauth::NotOurs => {}
+        }
+        metrics.masterauth_in_sync.set(1);
+        self.settled.applied(digest);
+        if !self.checked_once && applied == 0 {
+            info!(
+                "watch: the node accepts exactly the passwords of {} ({})",
+                self.dir.display(),
+                users.keys().cloned().collect::<Vec<_>>().join(", ")
+            );
+        }
+        self.checked_once = true;
+        Ok(())
+    }
+}
+
+/// What a directory of passwords says, as one text (for its digest; never logged).
+fn listing(users: &BTreeMap<String, Vec<String>>) -> String {
+    users
+        .iter()
+        .map(|(user, listed)| format!("{user}\0{}\n", listed.join("\0")))
+        .collect()
 }
 
 #[cfg(test)]
