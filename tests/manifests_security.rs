@@ -1133,7 +1133,10 @@ fn production_redis_starts_with_tls_and_the_acl_users() {
 fn production_startup_stops_on_a_user_without_a_password_or_a_password_in_the_rules() {
     let docs = render(PRODUCTION);
     let redis = container(&pod_of_statefulset(&docs), "redis").clone();
-    let missing = Mounted::new(&docs, &[("app", "a"), ("bootstrap", "b"), ("exporter", "e")]);
+    let missing = Mounted::new(
+        &docs,
+        &[("app", "a"), ("bootstrap", "b"), ("exporter", "e")],
+    );
     let output = missing.command(&redis, "127.0.0.1").output().unwrap();
     assert_eq!(output.status.code(), Some(2), "{output:?}");
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -11,16 +11,16 @@
 #![allow(dead_code)]
 
 mod checks;
-mod roll;
 mod mount;
+mod roll;
 mod secure;
 mod values;
 #[allow(unused_imports)] // Not every test binary checks keys.
 pub use checks::*;
-#[allow(unused_imports)] // Not every test binary plays pods.
-pub use roll::*;
 #[allow(unused_imports)] // Only the secrets tests mount files as the kubelet does.
 pub use mount::*;
+#[allow(unused_imports)] // Not every test binary plays pods.
+pub use roll::*;
 #[allow(unused_imports)] // Not every test binary locks its nodes down.
 pub use secure::*;
 #[allow(unused_imports)] // Only the tests of backups and restores compare values.
