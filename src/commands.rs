@@ -7,10 +7,10 @@
 //! ACL user, and `redis-cluster-bootstrap --print-acl` prints them; a manifest test checks that
 //! `overlays/production` grants exactly these (tests/manifests_security.rs).
 //!
-//! [`WATCH`] lists what the pod-side `watch` sends its own node besides: it changes the node's
-//! users and configuration, so only the pod-local user ([`pod_rules`]) holds those commands, never
-//! `bootstrap` (which could otherwise raise its own rights), and a client sends them only when it
-//! was made for `watch` ([`Sender::Watch`]).
+//! [`WATCH`] lists what the pod-side `watch` sends its own node, and nothing else: it changes the
+//! node's users and configuration, so only the pod-local user ([`pod_rules`]) holds those
+//! commands, never `bootstrap` (which could otherwise raise its own rights), and only a client
+//! made for `watch` sends them ([`Sender::Watch`]).
 //!
 //! Names are in ACL form: lowercase, a container command and its subcommand joined by `|`
 //! (`cluster|meet`), the form `INFO commandstats` and `ACL LOG` print. Every rule here is known
@@ -112,10 +112,14 @@ pub const RUN_BY_MIGRATE: &[Entry] = &[
     ),
 ];
 
-/// What the pod-side `watch` sends its own node, besides [`SENT`], as the pod-local user: password
-/// hashes in, password hashes out, `masterauth`, and the TLS files set again so the node reloads
-/// them.
+/// Everything the pod-side `watch` (and `synced`) sends its own node, as the pod-local user:
+/// password hashes in, password hashes out, `masterauth`, and the TLS files set again so the node
+/// reloads them.
 pub const WATCH: &[Entry] = &[
+    (
+        "ping",
+        "connect: does the node answer (and the liveness probe of production's Redis container)",
+    ),
     (
         "acl|getuser",
         "watch: the password hashes a user has now, to add and remove only the difference",
@@ -140,7 +144,7 @@ pub const WATCH: &[Entry] = &[
 pub enum Sender {
     /// The bootstrap and the pod commands: [`SENT`].
     Bootstrap,
-    /// The pod-side `watch`: [`SENT`] and [`WATCH`].
+    /// The pod-side `watch` and `synced`: [`WATCH`].
     Watch,
 }
 
@@ -148,7 +152,7 @@ impl Sender {
     fn lists(self) -> &'static [&'static [Entry]] {
         match self {
             Sender::Bootstrap => &[SENT],
-            Sender::Watch => &[SENT, WATCH],
+            Sender::Watch => &[WATCH],
         }
     }
 }
@@ -203,15 +207,16 @@ pub fn replication_rules() -> String {
 }
 
 /// The ACL rules of the pod-local user (`users` defines it at each start of a node, with a random
-/// password that never leaves the pod), after `user NAME on #<hash>`: every command the tool may
-/// send ([`SENT`], [`WATCH`]), no key, no channel. It is what the pod commands, the liveness probe
-/// and `watch` log in as. `ACL SETUSER` makes it the node's administrator in effect: it exists
+/// password that never leaves the pod), after `user NAME on #<hash>`: what `watch` sends
+/// ([`WATCH`]), no key, no channel. `watch`, `synced` and the liveness probe log in as it; the
+/// pod commands that reach other nodes too (`handover`, `rejoin`, `ready`) log in as `bootstrap`,
+/// which every node knows. `ACL SETUSER` makes it the node's administrator in effect: it exists
 /// only inside the pod, which runs the node anyway.
 pub fn pod_rules() -> String {
     ["resetchannels", "resetkeys", "-@all"]
         .into_iter()
         .map(str::to_string)
-        .chain(SENT.iter().chain(WATCH).map(|(name, _)| format!("+{name}")))
+        .chain(WATCH.iter().map(|(name, _)| format!("+{name}")))
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -225,8 +230,8 @@ pub fn print_acl() -> String {
          user bootstrap on >BOOTSTRAP_PASSWORD {}\n\
          # The replication user: masteruser replication, masterauth REPLICATION_PASSWORD.\n\
          user replication on >REPLICATION_PASSWORD {}\n\
-         # The pod-local user of the pod commands and `watch` (`redis-cluster-bootstrap users`\n\
-         # defines it at each start of a node, with a random password kept inside the pod).\n\
+         # The pod-local user of `watch` (`redis-cluster-bootstrap users` defines it at each start\n\
+         # of a node, with a random password kept inside the pod).\n\
          user pod on >POD_PASSWORD {}\n",
         bootstrap_rules(),
         replication_rules(),
@@ -331,6 +336,8 @@ mod tests {
             assert!(check_as(cmd, Sender::Watch).is_ok(), "{}", acl_name(cmd));
         }
         assert!(check_as(&redis::cmd("FLUSHALL"), Sender::Watch).is_err());
+        // Nor anything the bootstrap sends: `watch` only ever talks to its own node's users.
+        assert!(check_as(redis::cmd("CLUSTER").arg("MEET"), Sender::Watch).is_err());
         let bootstrap = bootstrap_rules();
         assert!(
             !bootstrap
@@ -339,11 +346,10 @@ mod tests {
             "{bootstrap}"
         );
         let pod = pod_rules();
-        assert!(
-            pod.starts_with("resetchannels resetkeys -@all +info "),
-            "{pod}"
+        assert_eq!(
+            pod,
+            "resetchannels resetkeys -@all +ping +acl|getuser +acl|setuser +config|get +config|set"
         );
-        assert!(pod.contains(" +cluster|failover ") && pod.ends_with(" +config|set"));
         assert!(print_acl().contains(&format!("user pod on >POD_PASSWORD {pod}\n")));
     }
 

@@ -813,8 +813,7 @@ fn the_ingress_route_uses_traefik_v3s_group() {
 /// read-only; readiness is `ready`; the preStop hook runs `handover` with its lines on PID 1's
 /// stdout; the container starts `rejoin` beside the server, which stays PID 1 (exec); the grace
 /// period covers the handover's budget and Redis's shutdown-timeout; and the container's
-/// `BOOTSTRAP_*` environment is one the binary accepts, logging in as the Job does (or, where
-/// the users are defined at start, as the pod-local user).
+/// `BOOTSTRAP_*` environment is one the binary accepts, logging in as the Job does.
 #[test]
 fn the_redis_pods_hand_over_serve_and_rejoin_through_the_bootstrap_binary() {
     const BINARY: &str = "/opt/bootstrap/redis-cluster-bootstrap";
@@ -923,16 +922,16 @@ fn the_redis_pods_hand_over_serve_and_rejoin_through_the_bootstrap_binary() {
                 .as_ref()
                 .and_then(|c| c.username().map(str::to_string))
         };
-        // Where the users are defined at start (`users`), the pod commands log in as the pod's
-        // own user, whose password never leaves the pod; elsewhere as the Job does.
+        assert_eq!(
+            user(&settings),
+            user(&job_settings),
+            "{dir}: the pod commands log in as the Job does"
+        );
+        // Where the users are defined at start, `users` runs before the server.
         if settings.acl_dir.is_some() {
-            assert_eq!(user(&settings).as_deref(), Some("pod"), "{dir}");
-            assert!(start.contains(&format!("users=$({BINARY} users)")), "{dir}");
-        } else {
-            assert_eq!(
-                user(&settings),
-                user(&job_settings),
-                "{dir}: the pod commands log in as the Job does"
+            assert!(
+                start.contains(&format!("{BINARY} users)")),
+                "{dir}: {start}"
             );
         }
         assert_eq!(

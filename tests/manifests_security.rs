@@ -30,6 +30,8 @@ const PRODUCTION: &str = "overlays/production";
 const ALL: [&str; 5] = [BASE, ".", "overlays/dev", PRODUCTION, "overlays/valkey"];
 /// Where components/tls mounts the Secret redis-tls.
 const TLS_DIR: &str = "/etc/redis-tls";
+/// The pod-local user's password file (production's startup writes it, the sidecar reads it).
+const POD_PASSWORD: &str = "/run/redis-pod/password";
 
 fn all<K: k8s_openapi::Resource + DeserializeOwned>(docs: &[Value]) -> Vec<K> {
     docs.iter()
@@ -187,7 +189,9 @@ fn production_acl_users_are_the_ones_the_binary_builds() {
     assert!(app.contains("-@admin"), "{app}");
     let script = startup_script(&docs);
     assert!(
-        script.contains("users=$(/opt/bootstrap/redis-cluster-bootstrap users)"),
+        script.contains(
+            "users=$(BOOTSTRAP_USERNAME=pod BOOTSTRAP_PASSWORD_FILE=/run/redis-pod/password \\"
+        ) && script.contains("/opt/bootstrap/redis-cluster-bootstrap users)"),
         "{script}"
     );
     assert!(script.lines().any(|l| l.trim() == "$users"), "{script}");
@@ -225,8 +229,9 @@ fn production_acl_users_are_the_ones_the_binary_builds() {
 /// Every password comes from the Secret redis-users, referenced and never rendered, and only as
 /// files (which the kubelet updates in place, so a change needs no restart), never as an env var:
 /// the Redis container and the watch sidecar mount every key, the Job and the CronJob only
-/// `bootstrap`. The pod's own commands log in as the pod-local user, whose password is in a
-/// memory volume shared by the Redis container (which makes it) and the sidecar only.
+/// `bootstrap`. The pod commands log in as `bootstrap` from that file, like the Job; the sidecar
+/// as the pod-local user, whose password is in a memory volume of the Redis container (whose
+/// startup makes it) and the sidecar only.
 #[test]
 fn production_wires_the_users_passwords_from_one_secret_as_files() {
     let docs = render(PRODUCTION);
@@ -274,22 +279,38 @@ fn production_wires_the_users_passwords_from_one_secret_as_files() {
         assert_eq!(secret.secret_name.as_deref(), Some("redis-users"), "{name}");
         assert!(secret.items.is_none(), "{name}: every user's key");
         assert_eq!(secret.default_mode, Some(0o440), "{name}");
-        // The pod-local user: its password in memory, shared by these two containers only.
-        assert_eq!(
-            env(c, "BOOTSTRAP_USERNAME").and_then(|v| v.value.as_deref()),
-            Some("pod"),
-            "{name}"
-        );
-        let file = env(c, "BOOTSTRAP_PASSWORD_FILE")
-            .and_then(|v| v.value.clone())
-            .unwrap();
-        let run = Path::new(&file).parent().unwrap().to_str().unwrap();
+        // The pod-local user's password, in memory, shared by these two containers only.
+        let run = Path::new(POD_PASSWORD).parent().unwrap().to_str().unwrap();
         let memory = volume_at(&pod, c, run)
             .empty_dir
             .clone()
             .expect("an emptyDir");
         assert_eq!(memory.medium.as_deref(), Some("Memory"), "{name}");
     }
+    let user = |c: &Container| {
+        (
+            env(c, "BOOTSTRAP_USERNAME").and_then(|v| v.value.clone()),
+            env(c, "BOOTSTRAP_PASSWORD_FILE").and_then(|v| v.value.clone()),
+        )
+    };
+    assert_eq!(
+        user(any_container(&pod, "watch")),
+        (Some("pod".into()), Some(POD_PASSWORD.into()))
+    );
+    assert!(
+        startup_script(&docs).contains(&format!(
+            "BOOTSTRAP_USERNAME=pod BOOTSTRAP_PASSWORD_FILE={POD_PASSWORD}"
+        )),
+        "the startup makes the sidecar's user"
+    );
+    assert_eq!(
+        user(container(&pod, "redis")),
+        (
+            Some("bootstrap".into()),
+            Some("/etc/redis-users/bootstrap".into())
+        ),
+        "the pod commands log in as the Job does"
+    );
     assert_eq!(
         env(container(&pod, "redis"), "BOOTSTRAP_ACL_DIR").and_then(|v| v.value.as_deref()),
         Some("/etc/redis-acl")
@@ -371,8 +392,6 @@ fn the_watch_sidecar_follows_the_secrets_wherever_tls_is_on() {
             "BOOTSTRAP_TLS_CERT_FILE",
             "BOOTSTRAP_TLS_KEY_FILE",
             "BOOTSTRAP_USERS_DIR",
-            "BOOTSTRAP_USERNAME",
-            "BOOTSTRAP_PASSWORD_FILE",
         ] {
             let value = env(watch, var).and_then(|v| v.value.clone());
             assert_eq!(
@@ -950,7 +969,8 @@ impl Mounted {
 /// with `users`, redis.conf and the TLS component's tls.conf, its probes), with the files the
 /// kubelet would mount: TLS only, the users as defined with passwords no redis.conf line could
 /// hold verbatim (quotes, a backslash, spaces, non-ASCII), masterauth exactly the replication
-/// password, no password in argv, the probes passing as the pod-local user.
+/// password, no password in argv, the liveness probe passing as the pod-local user and the
+/// readiness probe as `bootstrap`.
 #[test]
 fn production_redis_starts_with_tls_and_the_acl_users() {
     let ip = "127.0.230.11";
@@ -1063,7 +1083,9 @@ fn production_redis_starts_with_tls_and_the_acl_users() {
         cli(pod_user, true, &["config", "get", "masterauth"]),
         format!("masterauth\n{}", passwords[2].1)
     );
+    // Only what `watch` sends: no key, no cluster command.
     assert!(cli(pod_user, true, &["get", "k"]).starts_with("NOPERM"));
+    assert!(cli(pod_user, true, &["cluster", "myid"]).starts_with("NOPERM"));
 
     // The liveness probe, pointed at this address.
     let probe = redis
@@ -1088,8 +1110,8 @@ fn production_redis_starts_with_tls_and_the_acl_users() {
     assert!(alive.success(), "the liveness probe fails");
 
     // The readiness probe is the bootstrap's `ready`, with the container's BOOTSTRAP_* variables
-    // (the pod-local user, TLS checking the pod's DNS name): ready with them, not without the
-    // user. The pod's name resolves to this address, as the headless Service resolves it.
+    // (`bootstrap` with its key's file, TLS checking the pod's DNS name): ready with them, not
+    // without the user. The pod's name resolves to this address, as the headless Service does.
     let dns = dns::FakeDns::start(230);
     let pod_name = "redis-app-0.redis-service.infra.svc.cluster.local";
     dns.add(pod_name, ip.parse().unwrap());
@@ -1102,12 +1124,12 @@ fn production_redis_starts_with_tls_and_the_acl_users() {
         .command
         .unwrap();
     assert_eq!(readiness[1..], ["ready"]);
-    let ready = |as_pod_user: bool| {
+    let ready = |with_user: bool| {
         let mut c2 = Command::new(files.localize(&readiness[0]));
         c2.arg("ready").env_clear();
         for var in redis.env.iter().flatten() {
             match (&var.value, var.name.as_str()) {
-                (_, "BOOTSTRAP_USERNAME" | "BOOTSTRAP_PASSWORD_FILE") if !as_pod_user => {}
+                (_, "BOOTSTRAP_USERNAME" | "BOOTSTRAP_PASSWORD_FILE") if !with_user => {}
                 (Some(value), name) if name.starts_with("BOOTSTRAP_") => {
                     c2.env(name, files.localize(value));
                 }
@@ -1119,7 +1141,7 @@ fn production_redis_starts_with_tls_and_the_acl_users() {
         c2.output().unwrap()
     };
     let with = ready(true);
-    assert!(with.status.success(), "not ready as the pod user: {with:?}");
+    assert!(with.status.success(), "not ready as bootstrap: {with:?}");
     let without = ready(false);
     assert!(
         !without.status.success(),

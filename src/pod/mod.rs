@@ -17,7 +17,7 @@
 //!   pod stops with its data intact and a line that says why.
 //! - [`users`]: the Redis container's first step: the node's ACL users, from the rules and the
 //!   Secret's password files, as configuration for redis-server's stdin; it makes the pod-local
-//!   user that the commands here log in as.
+//!   user `watch` logs in as.
 //! - [`watch`]: all along, as a native sidecar: applies changed passwords and renewed
 //!   certificates to the node without a restart.
 //! - [`synced`]: asked by a person between two steps of a change: has the node applied the files?

@@ -13,8 +13,8 @@
 //!
 //! `BOOTSTRAP_USERNAME`, when it names no user of the rules, is the pod-local user: each start
 //! makes it a new random password, written to `BOOTSTRAP_PASSWORD_FILE` (a memory volume shared
-//! with the `watch` sidecar only), and defines it with [`commands::pod_rules`]. The pod commands,
-//! the liveness probe and `watch` log in as it; it never leaves the pod and is in no Secret.
+//! with the `watch` sidecar only), and defines it with [`commands::pod_rules`]. `watch` and the
+//! liveness probe log in as it; it never leaves the pod and is in no Secret.
 
 use std::collections::BTreeMap;
 use std::io::Write;
