@@ -557,7 +557,7 @@ fn production_turns_on_tls_everywhere_from_one_secret() {
         .unwrap();
     let command = liveness.command.clone().unwrap().join(" ");
     assert!(
-        command.contains("redis-cli $REDISCLI_TLS_ARGS --user pod"),
+        command.contains("\"$CLI_BINARY\" $REDISCLI_TLS_ARGS --user pod"),
         "{command}"
     );
 
@@ -946,8 +946,8 @@ impl Mounted {
         .replace("/var/lib/redis", &dir("data"))
     }
 
-    /// The container's command, with its `BOOTSTRAP_*` variables that have a value (moved here),
-    /// the pod's IP and name.
+    /// The container's command, with its variables that have a value (moved here), the pod's IP
+    /// and name.
     fn command(&self, redis: &Container, ip: &str) -> Command {
         let argv: Vec<String> = argv(redis).iter().map(|s| self.localize(s)).collect();
         let mut command = Command::new(&argv[0]);
@@ -955,8 +955,9 @@ impl Mounted {
             .args(&argv[1..])
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap());
+        // The variables with a value (BOOTSTRAP_*, SERVER_BINARY, ...); the pod's own below.
         for var in redis.env.iter().flatten() {
-            if let (Some(value), true) = (&var.value, var.name.starts_with("BOOTSTRAP_")) {
+            if let Some(value) = &var.value {
                 command.env(&var.name, self.localize(value));
             }
         }
@@ -1103,6 +1104,10 @@ fn production_redis_starts_with_tls_and_the_acl_users() {
                 .map(|s| files.localize(s).replace("127.0.0.1", ip)),
         )
         .env("REDISCLI_TLS_ARGS", &tls_args)
+        .env(
+            "CLI_BINARY",
+            env(redis, "CLI_BINARY").unwrap().value.clone().unwrap(),
+        )
         .env_remove("REDISCLI_AUTH")
         .stderr(Stdio::null())
         .status()
