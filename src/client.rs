@@ -9,9 +9,10 @@ use redis::aio::MultiplexedConnection;
 use redis::{
     AsyncConnectionConfig, ConnectionAddr, FromRedisValue, IntoConnectionInfo, RedisConnectionInfo,
 };
+use tracing::warn;
 
-use crate::commands;
-use crate::credentials::Credentials;
+use crate::commands::{self, Sender};
+use crate::credentials::{Credentials, Login};
 use crate::node::Node;
 use crate::tls::Tls;
 use crate::{Error, Result};
@@ -28,22 +29,57 @@ pub struct Client {
     pub node: Node,
     conn: MultiplexedConnection,
     credentials: Option<Credentials>,
+    login: Option<Login>,
     tls: Option<Tls>,
+    sender: Sender,
 }
 
 impl Client {
     /// Connects (and authenticates) once, over TLS when `tls` is set; see [`connect_all`] for
-    /// retries.
+    /// retries. With a password file, its passwords are tried in order until the node accepts one
+    /// (the first is the one in use; a node that has not applied a step of a change yet accepts a
+    /// later one).
     pub async fn connect(
         node: &Node,
         credentials: Option<&Credentials>,
         tls: Option<&Tls>,
     ) -> Result<Client> {
+        let logins: Vec<Option<Login>> = match credentials {
+            None => vec![None],
+            Some(credentials) => credentials.logins()?.into_iter().map(Some).collect(),
+        };
+        let last = logins.len() - 1;
+        for (i, login) in logins.into_iter().enumerate() {
+            match Client::connect_as(node, credentials, login, tls).await {
+                Err(Error::Rejected(_)) if i < last => continue,
+                Ok(client) if i > 0 => {
+                    warn!(
+                        node = %node,
+                        "{node} refused the first password of BOOTSTRAP_PASSWORD_FILE and accepted \
+                         the one on line {}: a step of the password change has not reached that \
+                         node yet (wait for every node between two steps: docs/security.md)",
+                        i + 1
+                    );
+                    return Ok(client);
+                }
+                result => return result,
+            }
+        }
+        unreachable!("at least one login is tried")
+    }
+
+    /// Connects once with one login; `credentials` is where it came from (for the errors).
+    async fn connect_as(
+        node: &Node,
+        credentials: Option<&Credentials>,
+        login: Option<Login>,
+        tls: Option<&Tls>,
+    ) -> Result<Client> {
         // No CLIENT SETINFO: it is not in the list, and Redis 7.0 does not know it.
         let mut redis = RedisConnectionInfo::default().set_skip_set_lib_name();
-        if let Some(credentials) = credentials {
-            redis = redis.set_password(credentials.password());
-            if let Some(user) = credentials.username() {
+        if let Some(login) = &login {
+            redis = redis.set_password(login.password());
+            if let Some(user) = login.username() {
                 redis = redis.set_username(user);
             }
         }
@@ -87,8 +123,17 @@ impl Client {
             node: node.clone(),
             conn,
             credentials: credentials.cloned(),
+            login,
             tls: tls.cloned(),
+            sender: Sender::Bootstrap,
         })
+    }
+
+    /// This connection for the pod-side `watch`: it may also send [`commands::WATCH`] (as the
+    /// pod-local user, whose ACL holds them).
+    pub fn for_watch(mut self) -> Client {
+        self.sender = Sender::Watch;
+        self
     }
 
     /// A second connection to the same node (same credentials, same TLS), for one large reply,
@@ -97,14 +142,17 @@ impl Client {
     /// connections holding one were most of the binary's memory. So a view is read on a
     /// connection of its own, and the node's long-lived one stays at its 8 KB.
     pub async fn once(&self) -> Result<Client> {
-        Client::connect(&self.node, self.credentials.as_ref(), self.tls.as_ref()).await
+        let mut client =
+            Client::connect(&self.node, self.credentials.as_ref(), self.tls.as_ref()).await?;
+        client.sender = self.sender;
+        Ok(client)
     }
 
     /// Sends one command; `what` names it in errors (never includes a secret).
     /// Refused before sending (an internal error) when the command is not in
     /// [`commands::SENT`].
     pub async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd, what: &str) -> Result<T> {
-        commands::check(cmd)?;
+        commands::check_as(cmd, self.sender)?;
         let mut conn = self.conn.clone();
         cmd.query_async(&mut conn)
             .await
@@ -118,17 +166,18 @@ impl Client {
         pipe: &redis::Pipeline,
         what: &str,
     ) -> Result<T> {
-        pipe.cmd_iter().try_for_each(commands::check)?;
+        pipe.cmd_iter()
+            .try_for_each(|cmd| commands::check_as(cmd, self.sender))?;
         let mut conn = self.conn.clone();
         pipe.query_async(&mut conn)
             .await
             .map_err(|e| self.classify(what, e))
     }
 
-    /// The credentials this connection authenticated with (`MIGRATE` authenticates to its target
-    /// with the same ones).
-    pub fn credentials(&self) -> Option<&Credentials> {
-        self.credentials.as_ref()
+    /// The user and password this connection authenticated with (`MIGRATE` authenticates to its
+    /// target with the ones its connection to the target was accepted with).
+    pub fn login(&self) -> Option<&Login> {
+        self.login.as_ref()
     }
 
     fn classify(&self, what: &str, e: redis::RedisError) -> Error {
@@ -142,7 +191,7 @@ impl Client {
         let mut pipe = redis::pipe();
         let mut names = Vec::with_capacity(commands.len());
         for (cmd, what) in commands {
-            commands::check(&cmd)?;
+            commands::check_as(&cmd, self.sender)?;
             pipe.add_command(cmd);
             names.push(what);
         }
@@ -278,14 +327,13 @@ fn classify(
     e: redis::RedisError,
 ) -> Error {
     if e.kind() == redis::ErrorKind::AuthenticationFailed || e.code() == Some("WRONGPASS") {
-        return Error::Config(match credentials.and_then(Credentials::username) {
+        let vars = credentials.map_or("BOOTSTRAP_PASSWORD", Credentials::variables);
+        return Error::Rejected(match credentials.and_then(Credentials::username) {
             Some(user) => format!(
-                "BOOTSTRAP_USERNAME/BOOTSTRAP_PASSWORD are rejected by {node}: set them to an ACL \
-                 user of the nodes (is user {user:?} defined and `on` there, with this password?)"
+                "{vars} are rejected by {node}: set them to an ACL user of the nodes (is user \
+                 {user:?} defined and `on` there, with this password?)"
             ),
-            None => format!(
-                "BOOTSTRAP_PASSWORD is rejected by {node}: set it to the nodes' requirepass"
-            ),
+            None => format!("{vars} is rejected by {node}: set it to the nodes' requirepass"),
         });
     }
     // The user exists but its ACL lacks a command the tool sends: configuration, not a retry.

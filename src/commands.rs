@@ -7,6 +7,11 @@
 //! ACL user, and `redis-cluster-bootstrap --print-acl` prints them; a manifest test checks that
 //! `overlays/production` grants exactly these (tests/manifests_security.rs).
 //!
+//! [`WATCH`] lists what the pod-side `watch` sends its own node, and nothing else: it changes the
+//! node's users and configuration, so only the pod-local user ([`pod_rules`]) holds those
+//! commands, never `bootstrap` (which could otherwise raise its own rights), and only a client
+//! made for `watch` sends them ([`Sender::Watch`]).
+//!
 //! Names are in ACL form: lowercase, a container command and its subcommand joined by `|`
 //! (`cluster|meet`), the form `INFO commandstats` and `ACL LOG` print. Every rule here is known
 //! to Redis 7.0, the oldest server supported, and to Valkey 8.0.
@@ -107,6 +112,51 @@ pub const RUN_BY_MIGRATE: &[Entry] = &[
     ),
 ];
 
+/// Everything the pod-side `watch` (and `synced`) sends its own node, as the pod-local user:
+/// password hashes in, password hashes out, `masterauth`, and the TLS files set again so the node
+/// reloads them.
+pub const WATCH: &[Entry] = &[
+    (
+        "ping",
+        "connect: does the node answer (and the liveness probe of production's Redis container)",
+    ),
+    (
+        "acl|getuser",
+        "watch: the password hashes a user has now, to add and remove only the difference",
+    ),
+    (
+        "acl|setuser",
+        "watch: add and remove password hashes (#<hash>, !<hash>); never a rule",
+    ),
+    (
+        "config|get",
+        "watch: masteruser and masterauth, and the TLS files the node serves from",
+    ),
+    (
+        "config|set",
+        "watch: masterauth once every node accepts the new password; the TLS files again, which \
+         makes the node reload them",
+    ),
+];
+
+/// Who sends a command, hence the lists it must be in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sender {
+    /// The bootstrap and the pod commands: [`SENT`].
+    Bootstrap,
+    /// The pod-side `watch` and `synced`: [`WATCH`].
+    Watch,
+}
+
+impl Sender {
+    fn lists(self) -> &'static [&'static [Entry]] {
+        match self {
+            Sender::Bootstrap => &[SENT],
+            Sender::Watch => &[WATCH],
+        }
+    }
+}
+
 /// Commands a replica sends its master, as `masteruser`.
 pub const REPLICATION: &[Entry] = &[
     (
@@ -156,7 +206,22 @@ pub fn replication_rules() -> String {
         .join(" ")
 }
 
-/// The text of `--print-acl`: both users as `redis.conf` / ACL-file lines, passwords left as
+/// The ACL rules of the pod-local user (`users` defines it at each start of a node, with a random
+/// password that never leaves the pod), after `user NAME on #<hash>`: what `watch` sends
+/// ([`WATCH`]), no key, no channel. `watch`, `synced` and the liveness probe log in as it; the
+/// pod commands that reach other nodes too (`handover`, `rejoin`, `ready`) log in as `bootstrap`,
+/// which every node knows. `ACL SETUSER` makes it the node's administrator in effect: it exists
+/// only inside the pod, which runs the node anyway.
+pub fn pod_rules() -> String {
+    ["resetchannels", "resetkeys", "-@all"]
+        .into_iter()
+        .map(str::to_string)
+        .chain(WATCH.iter().map(|(name, _)| format!("+{name}")))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The text of `--print-acl`: the users as `redis.conf` / ACL-file lines, passwords left as
 /// placeholders to replace.
 pub fn print_acl() -> String {
     format!(
@@ -164,9 +229,13 @@ pub fn print_acl() -> String {
          # runs on the target as that user. Replace BOOTSTRAP_PASSWORD with the password.\n\
          user bootstrap on >BOOTSTRAP_PASSWORD {}\n\
          # The replication user: masteruser replication, masterauth REPLICATION_PASSWORD.\n\
-         user replication on >REPLICATION_PASSWORD {}\n",
+         user replication on >REPLICATION_PASSWORD {}\n\
+         # The pod-local user of `watch` (`redis-cluster-bootstrap users` defines it at each start\n\
+         # of a node, with a random password kept inside the pod).\n\
+         user pod on >POD_PASSWORD {}\n",
         bootstrap_rules(),
-        replication_rules()
+        replication_rules(),
+        pod_rules()
     )
 }
 
@@ -186,6 +255,12 @@ pub fn acl_name(cmd: &redis::Cmd) -> String {
 /// Ok when `cmd` is in [`SENT`]; otherwise the internal error that stops the run before the
 /// command is sent.
 pub fn check(cmd: &redis::Cmd) -> Result<(), Error> {
+    check_as(cmd, Sender::Bootstrap)
+}
+
+/// Ok when `cmd` is in the lists of `sender`; otherwise the internal error that stops the run
+/// before the command is sent.
+pub fn check_as(cmd: &redis::Cmd, sender: Sender) -> Result<(), Error> {
     let name = acl_name(cmd);
     // An ACL rule cannot tell a manual failover from `FAILOVER FORCE` or `TAKEOVER` (which skip
     // the master's consent and its last writes): only the bare form may leave.
@@ -196,7 +271,11 @@ pub fn check(cmd: &redis::Cmd) -> Result<(), Error> {
                 .into(),
         ));
     }
-    if SENT.iter().any(|(allowed, _)| *allowed == name) {
+    let listed = sender
+        .lists()
+        .iter()
+        .any(|list| list.iter().any(|(allowed, _)| *allowed == name));
+    if listed {
         Ok(())
     } else {
         Err(Error::Internal(format!(
@@ -249,8 +328,34 @@ mod tests {
     }
 
     #[test]
+    fn only_watch_changes_users_and_configuration() {
+        let setuser = redis::cmd("ACL").arg("SETUSER").arg("app").clone();
+        let config = redis::cmd("CONFIG").arg("SET").arg("masterauth").clone();
+        for cmd in [&setuser, &config] {
+            assert!(check(cmd).is_err(), "{}", acl_name(cmd));
+            assert!(check_as(cmd, Sender::Watch).is_ok(), "{}", acl_name(cmd));
+        }
+        assert!(check_as(&redis::cmd("FLUSHALL"), Sender::Watch).is_err());
+        // Nor anything the bootstrap sends: `watch` only ever talks to its own node's users.
+        assert!(check_as(redis::cmd("CLUSTER").arg("MEET"), Sender::Watch).is_err());
+        let bootstrap = bootstrap_rules();
+        assert!(
+            !bootstrap
+                .split(' ')
+                .any(|rule| rule.starts_with("+acl") || rule.starts_with("+config")),
+            "{bootstrap}"
+        );
+        let pod = pod_rules();
+        assert_eq!(
+            pod,
+            "resetchannels resetkeys -@all +ping +acl|getuser +acl|setuser +config|get +config|set"
+        );
+        assert!(print_acl().contains(&format!("user pod on >POD_PASSWORD {pod}\n")));
+    }
+
+    #[test]
     fn each_command_is_listed_once_with_a_reason() {
-        for list in [SENT, RUN_BY_MIGRATE, REPLICATION] {
+        for list in [SENT, RUN_BY_MIGRATE, REPLICATION, WATCH] {
             let mut names: Vec<&str> = list.iter().map(|(name, _)| *name).collect();
             names.sort();
             names.dedup();

@@ -1,11 +1,38 @@
-//! Who the tool is to every node: `BOOTSTRAP_USERNAME` (an ACL user, optional) and
-//! `BOOTSTRAP_PASSWORD`. The one place that holds them: the client's `AUTH` on connect and
-//! `MIGRATE`'s own authentication to the target node both come from here, so a migration
-//! authenticates as the same least-privilege user as everything else.
+//! Who the tool is to every node: `BOOTSTRAP_USERNAME` (an ACL user, optional) and its password,
+//! given by `BOOTSTRAP_PASSWORD` or read from `BOOTSTRAP_PASSWORD_FILE`. The one place that holds
+//! them: the client's `AUTH` on connect and `MIGRATE`'s own authentication to the target node both
+//! come from here, so a migration authenticates as the same least-privilege user as everything
+//! else.
+//!
+//! A password file ([`crate::passwords`]) may list several passwords while one is being changed.
+//! It is read again for every connection, so a long run follows a change, and its passwords are
+//! tried in order: the first is the one in use, and a node that has not applied a step of the
+//! change yet still accepts it. [`Login`] is the one a node accepted.
 
-/// An ACL user and its password, or a password alone (`requirepass`, the `default` user).
+use std::path::PathBuf;
+
+use crate::Result;
+use crate::passwords;
+
+/// An ACL user (or none) and where its password comes from.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
+    username: Option<String>,
+    password: Password,
+}
+
+/// Where the password comes from.
+#[derive(Clone, PartialEq, Eq)]
+enum Password {
+    /// `BOOTSTRAP_PASSWORD`.
+    Given(String),
+    /// `BOOTSTRAP_PASSWORD_FILE`.
+    File(PathBuf),
+}
+
+/// One user and password, as sent with `AUTH`: what a node accepted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Login {
     username: Option<String>,
     password: String,
 }
@@ -13,9 +40,61 @@ pub struct Credentials {
 impl Credentials {
     /// A password alone (`AUTH password`), or with an ACL user (`AUTH username password`).
     pub fn new(username: Option<String>, password: String) -> Credentials {
-        Credentials { username, password }
+        Credentials {
+            username,
+            password: Password::Given(password),
+        }
     }
 
+    /// The passwords of a file, one per line (see [`crate::passwords`]), read on every connection.
+    pub fn from_file(username: Option<String>, path: PathBuf) -> Credentials {
+        Credentials {
+            username,
+            password: Password::File(path),
+        }
+    }
+
+    /// The ACL user, when one is set.
+    pub fn username(&self) -> Option<&str> {
+        self.username.as_deref()
+    }
+
+    /// The password file, when the password comes from one.
+    pub fn file(&self) -> Option<&std::path::Path> {
+        match &self.password {
+            Password::File(path) => Some(path),
+            Password::Given(_) => None,
+        }
+    }
+
+    /// The logins to try, in order: the password given, or every password of the file now (the
+    /// one in use first). An unreadable or empty file is [`Error::Config`].
+    pub fn logins(&self) -> Result<Vec<Login>> {
+        let passwords = match &self.password {
+            Password::Given(password) => vec![password.clone()],
+            Password::File(path) => passwords::read(path, "BOOTSTRAP_PASSWORD_FILE")?,
+        };
+        Ok(passwords
+            .into_iter()
+            .map(|password| Login {
+                username: self.username.clone(),
+                password,
+            })
+            .collect())
+    }
+
+    /// Names the variables to fix when the nodes reject these credentials.
+    pub fn variables(&self) -> &'static str {
+        match (&self.username, &self.password) {
+            (Some(_), Password::Given(_)) => "BOOTSTRAP_USERNAME/BOOTSTRAP_PASSWORD",
+            (Some(_), Password::File(_)) => "BOOTSTRAP_USERNAME/BOOTSTRAP_PASSWORD_FILE",
+            (None, Password::Given(_)) => "BOOTSTRAP_PASSWORD",
+            (None, Password::File(_)) => "BOOTSTRAP_PASSWORD_FILE",
+        }
+    }
+}
+
+impl Login {
     /// The ACL user, when one is set.
     pub fn username(&self) -> Option<&str> {
         self.username.as_deref()
@@ -34,20 +113,25 @@ impl Credentials {
             None => vec!["AUTH", &self.password],
         }
     }
-
-    /// Names the variables to fix when the nodes reject these credentials.
-    pub fn variables(&self) -> &'static str {
-        match self.username {
-            Some(_) => "BOOTSTRAP_USERNAME/BOOTSTRAP_PASSWORD",
-            None => "BOOTSTRAP_PASSWORD",
-        }
-    }
 }
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Written out by hand so the password never reaches a log line.
+        let password = match &self.password {
+            Password::Given(_) => "<set>".to_string(),
+            Password::File(path) => format!("<in {}>", path.display()),
+        };
         f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &password)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Login")
             .field("username", &self.username)
             .field("password", &"<set>")
             .finish()
@@ -61,9 +145,36 @@ mod tests {
     #[test]
     fn migrate_authenticates_as_the_same_user() {
         let acl = Credentials::new(Some("bootstrap".into()), "hunter2".into());
-        assert_eq!(acl.migrate_args(), ["AUTH2", "bootstrap", "hunter2"]);
-        let plain = Credentials::new(None, "hunter2".into());
-        assert_eq!(plain.migrate_args(), ["AUTH", "hunter2"]);
-        assert!(!format!("{acl:?}").contains("hunter2"));
+        let login = acl.logins().unwrap().remove(0);
+        assert_eq!(login.migrate_args(), ["AUTH2", "bootstrap", "hunter2"]);
+        let plain = Credentials::new(None, "hunter2".into()).logins().unwrap();
+        assert_eq!(plain[0].migrate_args(), ["AUTH", "hunter2"]);
+        assert!(!format!("{acl:?}{login:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn a_file_is_read_for_every_connection_its_first_password_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bootstrap");
+        std::fs::write(&file, "old\nnew\n").unwrap();
+        let credentials = Credentials::from_file(Some("bootstrap".into()), file.clone());
+        let passwords = |c: &Credentials| -> Vec<String> {
+            c.logins()
+                .unwrap()
+                .iter()
+                .map(|l| l.password().to_string())
+                .collect()
+        };
+        assert_eq!(passwords(&credentials), ["old", "new"]);
+        std::fs::write(&file, "new\n").unwrap();
+        assert_eq!(passwords(&credentials), ["new"]);
+        assert_eq!(
+            credentials.variables(),
+            "BOOTSTRAP_USERNAME/BOOTSTRAP_PASSWORD_FILE"
+        );
+        assert!(!format!("{credentials:?}").contains("new\""));
+        std::fs::remove_file(&file).unwrap();
+        let err = credentials.logins().unwrap_err().to_string();
+        assert!(err.starts_with("BOOTSTRAP_PASSWORD_FILE: "), "{err}");
     }
 }

@@ -25,6 +25,11 @@ pub enum Error {
     #[error("{0}")]
     Config(String),
 
+    /// A node refused the password (or the user): a configuration problem, told apart so that the
+    /// client can try the next password of `BOOTSTRAP_PASSWORD_FILE`.
+    #[error("{0}")]
+    Rejected(String),
+
     /// The nodes are in a state the tool will not change.
     #[error("refused: {0}")]
     Refused(String),
@@ -103,7 +108,7 @@ impl Error {
     /// The exit code this error maps to.
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            Error::Config(_) | Error::Forbidden(_) => ExitCode::BadConfig,
+            Error::Config(_) | Error::Rejected(_) | Error::Forbidden(_) => ExitCode::BadConfig,
             Error::Refused(_) | Error::Internal(_) => ExitCode::Refused,
             Error::Unreachable { .. }
             | Error::Command { .. }

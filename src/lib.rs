@@ -37,9 +37,11 @@
 //!
 //! The second entry point, [`pod`], holds the commands that run inside a Redis pod over the same
 //! client, TLS and command list: `handover` (the preStop hook), `ready` (the readiness probe),
-//! `rejoin` (at the pod's start), `install` (the init container copies the binary) and
+//! `rejoin` (at the pod's start), `install` (the init container copies the binary),
 //! `check-data` (before the server starts: can it load the data on the volume? [`server`] says
-//! which server reads which RDB version).
+//! which server reads which RDB version), `users` (the node's ACL users from [`passwords`] files,
+//! at its start), `watch` (the sidecar that applies changed passwords and renewed certificates)
+//! and `synced`.
 //!
 //! [`run`] is the whole program behind `main`; [`Error`] says what went wrong and which exit code it
 //! maps to.
@@ -60,6 +62,7 @@ pub mod node;
 pub mod observation;
 pub mod observe;
 pub mod pairing;
+pub mod passwords;
 pub mod pipeline;
 pub mod plan;
 pub mod pod;

@@ -1,6 +1,7 @@
 //! The `redis-cluster-bootstrap` binary: reads the environment, sets up logging, and dispatches:
 //! without a command it runs the bootstrap (the Job and the CronJob); `handover`, `ready`,
-//! `rejoin`, `install DIR` and `check-data DIR SERVER` are the commands that run inside a Redis pod (`src/pod/`). Every
+//! `rejoin`, `install DIR`, `check-data DIR SERVER`, `users`, `watch` and `synced` are the commands
+//! that run inside a Redis pod (`src/pod/`). Every
 //! result maps to the documented exit code.
 
 use std::process::ExitCode;
@@ -59,11 +60,19 @@ fn main() -> ExitCode {
         _ => {
             return fail(&Error::Config(format!(
                 "unexpected arguments {args:?}: expected none (the bootstrap), handover, ready, \
-                 rejoin, install DIR or check-data DIR SERVER; configuration comes from BOOTSTRAP_* variables (see --help)"
+                 rejoin, install DIR, check-data DIR SERVER, users, watch or synced; configuration \
+                 comes from BOOTSTRAP_* variables (see --help)"
             )));
         }
     };
-    let settings = match Settings::from_env() {
+    let read = match command {
+        // `users` makes no connection; `watch` and `synced` read the TLS files themselves.
+        Some(PodCommand::Users | PodCommand::Watch | PodCommand::Synced) => {
+            Settings::from_env_unread()
+        }
+        _ => Settings::from_env(),
+    };
+    let settings = match read {
         Ok(settings) => settings,
         Err(e) => return fail(&e),
     };

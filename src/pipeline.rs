@@ -364,14 +364,7 @@ async fn move_slots(
     shutdown: &Shutdown,
     timer: &mut Timer,
 ) -> Result<()> {
-    let moved = migrate::run(
-        clients,
-        &plan.steps,
-        settings.credentials.as_ref(),
-        settings.converge_timeout,
-        shutdown,
-    )
-    .await?;
+    let moved = migrate::run(clients, &plan.steps, settings.converge_timeout, shutdown).await?;
     info!(
         slots = moved.slots,
         keys = moved.keys,

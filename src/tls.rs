@@ -260,6 +260,15 @@ impl Watched {
         self.asked_for_a_certificate
     }
 
+    /// The certificate the node presented (its leaf), which the handshake verified.
+    pub fn peer_certificate(&self) -> Option<CertificateDer<'static>> {
+        let (_, connection) = self.inner.get_ref();
+        connection
+            .peer_certificates()?
+            .first()
+            .map(|der| der.clone().into_owned())
+    }
+
     /// Where the first TLS error will be, once the stream is handed to the redis crate.
     pub fn seen(&self) -> Arc<Mutex<Option<rustls::Error>>> {
         self.seen.clone()

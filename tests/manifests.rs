@@ -917,17 +917,23 @@ fn the_redis_pods_hand_over_serve_and_rejoin_through_the_bootstrap_binary() {
             "{dir}: grace period {grace} s"
         );
         let job_settings = settings_of(rendered);
+        let user = |s: &Settings| {
+            s.credentials
+                .as_ref()
+                .and_then(|c| c.username().map(str::to_string))
+        };
         assert_eq!(
-            settings
-                .credentials
-                .as_ref()
-                .and_then(|c| c.username().map(str::to_string)),
-            job_settings
-                .credentials
-                .as_ref()
-                .and_then(|c| c.username().map(str::to_string)),
+            user(&settings),
+            user(&job_settings),
             "{dir}: the pod commands log in as the Job does"
         );
+        // Where the users are defined at start, `users` runs before the server.
+        if settings.acl_dir.is_some() {
+            assert!(
+                start.contains(&format!("{BINARY} users)")),
+                "{dir}: {start}"
+            );
+        }
         assert_eq!(
             format!("{:?}", settings.tls_files),
             format!("{:?}", job_settings.tls_files),

@@ -282,16 +282,20 @@ fn value(text: &str, name: &str) -> Option<f64> {
 fn production_exporter_user_scrapes_fully_writes_nothing_and_follows_a_rotation() {
     let docs = render("overlays/production");
     let sts = statefulset(&docs);
-    let script: String = sts["spec"]["template"]["spec"]["containers"][0]["args"][0]
+    // The user's rules, as the Redis container's startup reads them from the ConfigMap redis-acl.
+    let acl = docs
+        .iter()
+        .find(|d| {
+            d["kind"] == "ConfigMap"
+                && d["metadata"]["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("redis-acl-"))
+        })
+        .expect("the ConfigMap redis-acl");
+    let text = acl["data"]["exporter"]
         .as_str()
-        .unwrap()
-        .to_string();
-    let rules = script
-        .lines()
-        .map(str::trim)
-        .find_map(|l| l.strip_prefix("user exporter on \">$REDIS_EXPORTER_PASSWORD\" "))
-        .expect("production defines the exporter user")
-        .to_string();
+        .expect("production defines the exporter user");
+    let rules = redis_cluster_bootstrap::pod::users::rules("exporter", text).unwrap();
 
     let dir = tempfile::tempdir().unwrap();
     let acl = dir.path().join("users.acl");

@@ -11,13 +11,13 @@
 mod dns;
 mod kustomize;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{ConfigMap, Container, EnvVar, Namespace, PodSpec};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, EnvVar, Namespace, PodSpec, Volume};
 use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicyPeer};
 use k8s_openapi::api::storage::v1::StorageClass;
 use kustomize::{render, repo};
@@ -30,6 +30,8 @@ const PRODUCTION: &str = "overlays/production";
 const ALL: [&str; 5] = [BASE, ".", "overlays/dev", PRODUCTION, "overlays/valkey"];
 /// Where components/tls mounts the Secret redis-tls.
 const TLS_DIR: &str = "/etc/redis-tls";
+/// The pod-local user's password file (production's startup writes it, the sidecar reads it).
+const POD_PASSWORD: &str = "/run/redis-pod/password";
 
 fn all<K: k8s_openapi::Resource + DeserializeOwned>(docs: &[Value]) -> Vec<K> {
     docs.iter()
@@ -124,104 +126,318 @@ fn startup_script(docs: &[Value]) -> String {
         .join("\n")
 }
 
-/// The rules after `user NAME on ">$VAR"` in the startup script, and VAR.
-fn acl_line(script: &str, user: &str) -> (String, String) {
-    let prefix = format!("user {user} on \">$");
-    let rest = script
-        .lines()
-        .map(str::trim)
-        .find_map(|l| l.strip_prefix(&prefix))
-        .unwrap_or_else(|| panic!("no `{prefix}` line in:\n{script}"));
-    let (var, rules) = rest.split_once("\" ").unwrap();
-    (var.to_string(), rules.to_string())
+/// A container of the pod, an init container (a sidecar) included.
+fn any_container<'a>(pod: &'a PodSpec, name: &str) -> &'a Container {
+    pod.containers
+        .iter()
+        .chain(pod.init_containers.iter().flatten())
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no container {name}"))
+}
+
+/// The ConfigMap redis-acl's rules, by user (its name carries a hash).
+fn redis_acl(docs: &[Value]) -> std::collections::BTreeMap<String, String> {
+    let acl: Vec<ConfigMap> = all::<ConfigMap>(docs)
+        .into_iter()
+        .filter(|c| {
+            c.metadata
+                .name
+                .as_deref()
+                .unwrap()
+                .starts_with("redis-acl-")
+        })
+        .collect();
+    assert_eq!(acl.len(), 1, "expected one ConfigMap redis-acl");
+    acl[0].data.clone().unwrap().into_iter().collect()
+}
+
+/// The rules of one user of redis-acl, as the startup reads them.
+fn rules_of(docs: &[Value], user: &str) -> String {
+    let text = &redis_acl(docs)[user];
+    redis_cluster_bootstrap::pod::users::rules(user, text).unwrap()
+}
+
+/// The volume named by a container's mount at `path`.
+fn volume_at<'a>(pod: &'a PodSpec, c: &Container, path: &str) -> &'a Volume {
+    let mount = c
+        .volume_mounts
+        .iter()
+        .flatten()
+        .find(|m| m.mount_path == path)
+        .unwrap_or_else(|| panic!("{} mounts nothing at {path}", c.name));
+    pod.volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == mount.name)
+        .unwrap()
 }
 
 /// The bootstrap and replication users of production are exactly what the binary builds from
-/// its list of commands; `default` is off; replicas authenticate as the replication user.
+/// its list of commands, in the ConfigMap redis-acl that the startup reads; `default` is off,
+/// replicas log in as the replication user, and `--print-acl` prints the same rules.
 #[test]
 fn production_acl_users_are_the_ones_the_binary_builds() {
-    let script = startup_script(&render(PRODUCTION));
+    let docs = render(PRODUCTION);
+    let users: Vec<String> = redis_acl(&docs).into_keys().collect();
+    assert_eq!(users, ["app", "bootstrap", "exporter", "replication"]);
+    assert_eq!(rules_of(&docs, "bootstrap"), commands::bootstrap_rules());
     assert_eq!(
-        acl_line(&script, "bootstrap").1,
-        commands::bootstrap_rules()
-    );
-    assert_eq!(
-        acl_line(&script, "replication").1,
+        rules_of(&docs, "replication"),
         commands::replication_rules()
     );
-    let app = acl_line(&script, "app").1;
+    let app = rules_of(&docs, "app");
     assert!(app.contains("-@admin"), "{app}");
-    let lines: Vec<&str> = script.lines().map(str::trim).collect();
-    assert!(lines.contains(&"user default off"), "{script}");
-    assert!(lines.contains(&"masteruser replication"), "{script}");
+    let script = startup_script(&docs);
     assert!(
-        lines.contains(&"masterauth \"$REDIS_REPLICATION_PASSWORD\""),
+        script.contains(
+            "users=$(BOOTSTRAP_USERNAME=pod BOOTSTRAP_PASSWORD_FILE=/run/redis-pod/password \\"
+        ) && script.contains("/opt/bootstrap/redis-cluster-bootstrap users)"),
         "{script}"
     );
-    // `--print-acl` prints the same lines.
+    assert!(script.lines().any(|l| l.trim() == "$users"), "{script}");
+    // What `users` prints for these rules: default off, replication as masteruser.
+    let printed = redis_cluster_bootstrap::pod::users::directives(
+        &redis_acl(&docs)
+            .keys()
+            .map(|u| (u.clone(), rules_of(&docs, u)))
+            .collect(),
+        &users
+            .iter()
+            .map(|u| (u.clone(), vec![format!("{u}-pw")]))
+            .collect(),
+        None,
+        Path::new("/etc/redis-users"),
+    )
+    .unwrap();
+    for line in [
+        "user default off",
+        "masteruser replication",
+        "masterauth \"replication-pw\"",
+    ] {
+        assert!(printed.lines().any(|l| l == line), "{line}: {printed}");
+    }
+    // `--print-acl` prints the same rules, and the pod-local user's.
     let printed = Command::new(env!("CARGO_BIN_EXE_redis-cluster-bootstrap"))
         .arg("--print-acl")
         .output()
         .unwrap();
     let printed = String::from_utf8(printed.stdout).unwrap();
     assert!(printed.contains(&commands::bootstrap_rules()), "{printed}");
+    assert!(printed.contains(&commands::pod_rules()), "{printed}");
 }
 
-/// Every password comes from the Secret redis-users, which is referenced, never rendered: Redis
-/// gets all three, the Job and the CronJob log in as `bootstrap` with its key only, and no
-/// command line expands a password with Kubernetes' $(VAR) syntax.
+/// Every password comes from the Secret redis-users, referenced and never rendered, and only as
+/// files (which the kubelet updates in place, so a change needs no restart), never as an env var:
+/// the Redis container and the watch sidecar mount every key, the Job and the CronJob only
+/// `bootstrap`. The pod commands log in as `bootstrap` from that file, like the Job; the sidecar
+/// as the pod-local user, whose password is in a memory volume of the Redis container (whose
+/// startup makes it) and the sidecar only.
 #[test]
-fn production_wires_the_users_passwords_from_one_secret() {
+fn production_wires_the_users_passwords_from_one_secret_as_files() {
     let docs = render(PRODUCTION);
     assert!(
         docs.iter().all(|d| d["kind"] != "Secret"),
         "a password in the repository"
     );
     let pod = pod_of_statefulset(&docs);
-    let redis = container(&pod, "redis");
-    let script = startup_script(&docs);
-    for user in ["app", "bootstrap", "replication", "exporter"] {
-        let (var, _) = acl_line(&script, user);
-        let source = env(redis, &var).and_then(secret_ref);
-        assert_eq!(
-            source,
-            Some(("redis-users".to_string(), user.to_string())),
-            "{var}"
-        );
+    let job = pod_of_job(&docs);
+    let cron = pod_of_cron_job(&docs);
+    for (what, p) in [("StatefulSet", &pod), ("Job", &job), ("CronJob", &cron)] {
+        for c in p
+            .containers
+            .iter()
+            .chain(p.init_containers.iter().flatten())
+        {
+            for var in c.env.iter().flatten() {
+                assert!(
+                    secret_ref(var).is_none(),
+                    "{what}, {}: {} is set from a Secret (a file is read again, a variable never)",
+                    c.name,
+                    var.name
+                );
+                // A file's path is no password.
+                assert!(
+                    !var.name.contains("PASSWORD") || var.name.ends_with("_FILE"),
+                    "{what}, {}: {}",
+                    c.name,
+                    var.name
+                );
+            }
+            // Kubernetes expands $(VAR) of the container's variables on its command line: with no
+            // variable set from a Secret above, no password can get there.
+        }
     }
-    for (what, pod) in [
-        ("Job", pod_of_job(&docs)),
-        ("CronJob", pod_of_cron_job(&docs)),
-    ] {
-        let bootstrap = container(&pod, "bootstrap");
+    for name in ["redis", "watch"] {
+        let c = any_container(&pod, name);
+        let dir = env(c, "BOOTSTRAP_USERS_DIR")
+            .and_then(|v| v.value.clone())
+            .unwrap();
+        let secret = volume_at(&pod, c, &dir)
+            .secret
+            .clone()
+            .expect("a Secret volume");
+        assert_eq!(secret.secret_name.as_deref(), Some("redis-users"), "{name}");
+        assert!(secret.items.is_none(), "{name}: every user's key");
+        assert_eq!(secret.default_mode, Some(0o440), "{name}");
+        // The pod-local user's password, in memory, shared by these two containers only.
+        let run = Path::new(POD_PASSWORD).parent().unwrap().to_str().unwrap();
+        let memory = volume_at(&pod, c, run)
+            .empty_dir
+            .clone()
+            .expect("an emptyDir");
+        assert_eq!(memory.medium.as_deref(), Some("Memory"), "{name}");
+    }
+    let user = |c: &Container| {
+        (
+            env(c, "BOOTSTRAP_USERNAME").and_then(|v| v.value.clone()),
+            env(c, "BOOTSTRAP_PASSWORD_FILE").and_then(|v| v.value.clone()),
+        )
+    };
+    assert_eq!(
+        user(any_container(&pod, "watch")),
+        (Some("pod".into()), Some(POD_PASSWORD.into()))
+    );
+    assert!(
+        startup_script(&docs).contains(&format!(
+            "BOOTSTRAP_USERNAME=pod BOOTSTRAP_PASSWORD_FILE={POD_PASSWORD}"
+        )),
+        "the startup makes the sidecar's user"
+    );
+    assert_eq!(
+        user(container(&pod, "redis")),
+        (
+            Some("bootstrap".into()),
+            Some("/etc/redis-users/bootstrap".into())
+        ),
+        "the pod commands log in as the Job does"
+    );
+    assert_eq!(
+        env(container(&pod, "redis"), "BOOTSTRAP_ACL_DIR").and_then(|v| v.value.as_deref()),
+        Some("/etc/redis-acl")
+    );
+    for (what, p) in [("Job", &job), ("CronJob", &cron)] {
+        let bootstrap = container(p, "bootstrap");
         assert_eq!(
             env(bootstrap, "BOOTSTRAP_USERNAME").and_then(|v| v.value.as_deref()),
             Some("bootstrap"),
             "{what}"
         );
+        let file = env(bootstrap, "BOOTSTRAP_PASSWORD_FILE")
+            .and_then(|v| v.value.clone())
+            .unwrap();
+        let (dir, key) = file.rsplit_once('/').unwrap();
+        let secret = volume_at(p, bootstrap, dir).secret.clone().unwrap();
+        assert_eq!(secret.secret_name.as_deref(), Some("redis-users"), "{what}");
+        let items: Vec<(String, String)> = secret
+            .items
+            .unwrap()
+            .into_iter()
+            .map(|i| (i.key, i.path))
+            .collect();
         assert_eq!(
-            env(bootstrap, "BOOTSTRAP_PASSWORD").and_then(secret_ref),
-            Some(("redis-users".into(), "bootstrap".into())),
-            "{what}"
+            items,
+            [(key.to_string(), key.to_string())],
+            "{what}: its key only"
         );
-        let secrets: Vec<_> = bootstrap
+    }
+}
+
+/// The `watch` sidecar, in every rendering that turns TLS on (components/tls) and only there: a
+/// native sidecar (an init container restarted when it exits) from the bootstrap image, with
+/// small limits and no startup probe (it never holds Redis back), reading the Secrets' files
+/// where the Redis container does, with an environment the binary accepts and no Kubernetes API.
+/// Where the users come from files (production), it watches those too.
+#[test]
+fn the_watch_sidecar_follows_the_secrets_wherever_tls_is_on() {
+    for dir in ALL {
+        let docs = render(dir);
+        let pod = pod_of_statefulset(&docs);
+        let watch = pod
+            .init_containers
+            .iter()
+            .flatten()
+            .find(|c| c.name == "watch");
+        let tls_on = redis_conf(&docs).data.unwrap().contains_key("tls.conf");
+        assert_eq!(
+            watch.is_some(),
+            tls_on,
+            "{dir}: a watch sidecar exactly where TLS is on"
+        );
+        let Some(watch) = watch else { continue };
+        assert_eq!(
+            watch.restart_policy.as_deref(),
+            Some("Always"),
+            "{dir}: a native sidecar"
+        );
+        assert_eq!(argv(watch), ["watch"], "{dir}");
+        assert!(
+            watch.startup_probe.is_none(),
+            "{dir}: nothing holds Redis back"
+        );
+        assert_eq!(
+            watch.image,
+            container(&pod_of_job(&docs), "bootstrap").image,
+            "{dir}"
+        );
+        let resources = watch.resources.clone().unwrap();
+        let limit = resources.limits.unwrap()["memory"].0.clone();
+        assert!(bytes(&limit) <= 64.0 * 1024.0 * 1024.0, "{dir}: {limit}");
+        assert!(resources.requests.unwrap().contains_key("cpu"), "{dir}");
+        let security = watch.security_context.clone().unwrap();
+        assert_eq!(security.read_only_root_filesystem, Some(true), "{dir}");
+        // What it reads, the Redis container reads at the same paths, from the same volumes.
+        let redis = container(&pod, "redis");
+        for var in [
+            "BOOTSTRAP_TLS_CA_FILE",
+            "BOOTSTRAP_TLS_CERT_FILE",
+            "BOOTSTRAP_TLS_KEY_FILE",
+            "BOOTSTRAP_USERS_DIR",
+        ] {
+            let value = env(watch, var).and_then(|v| v.value.clone());
+            assert_eq!(
+                value,
+                env(redis, var).and_then(|v| v.value.clone()),
+                "{dir}: {var}"
+            );
+            let Some(path) = value.filter(|v| v.starts_with('/')) else {
+                continue;
+            };
+            let parent = if var.ends_with("_DIR") {
+                path.clone()
+            } else {
+                Path::new(&path).parent().unwrap().display().to_string()
+            };
+            assert_eq!(
+                volume_at(&pod, watch, &parent).name,
+                volume_at(&pod, redis, &parent).name,
+                "{dir}: {var}"
+            );
+        }
+        // An environment the binary accepts, naming this rendering's Service.
+        let sts: StatefulSet = one(&docs);
+        let service = sts.spec.unwrap().service_name.unwrap();
+        let vars = watch
             .env
             .iter()
             .flatten()
-            .filter_map(secret_ref)
-            .collect();
-        assert_eq!(secrets.len(), 1, "{what}: only its own password");
-    }
-    for c in pod.containers.iter().chain(&pod_of_job(&docs).containers) {
-        let argv = argv(c).join(" ");
-        for var in c.env.iter().flatten().filter(|v| secret_ref(v).is_some()) {
-            assert!(
-                !argv.contains(&format!("$({})", var.name)),
-                "{}: $({}) puts a password on the command line",
-                c.name,
-                var.name
-            );
-        }
+            .filter(|v| v.name.starts_with("BOOTSTRAP_"))
+            .map(|v| {
+                // fieldRef metadata.namespace.
+                let value = v.value.clone().unwrap_or_else(|| "infra".into());
+                (v.name.clone(), value)
+            });
+        let settings = redis_cluster_bootstrap::config::Settings::from_vars(vars)
+            .unwrap_or_else(|e| panic!("{dir}: the binary rejects the sidecar's environment: {e}"));
+        assert_eq!(settings.service, service, "{dir}");
+        let port = settings.metrics_address.expect("metrics").port();
+        assert!(
+            watch
+                .ports
+                .iter()
+                .flatten()
+                .any(|p| p.container_port == i32::from(port)),
+            "{dir}: the metrics port is declared"
+        );
     }
 }
 
@@ -341,7 +557,7 @@ fn production_turns_on_tls_everywhere_from_one_secret() {
         .unwrap();
     let command = liveness.command.clone().unwrap().join(" ");
     assert!(
-        command.contains("\"$CLI_BINARY\" $REDISCLI_TLS_ARGS --user app"),
+        command.contains("\"$CLI_BINARY\" $REDISCLI_TLS_ARGS --user pod"),
         "{command}"
     );
 
@@ -680,56 +896,117 @@ fn make_certificates(dir: &Path, name: &str) {
     ]);
 }
 
-/// Production's Redis container, run for real from the rendered manifests (its startup script,
-/// redis.conf and the TLS component's tls.conf, its probe), with certificates made here: TLS
-/// only, the users as defined, passwords nowhere in argv, the probe ready over TLS as `app`.
-#[test]
-fn production_redis_starts_with_tls_and_the_acl_users() {
-    let ip = "127.0.230.11";
-    let docs = render(PRODUCTION);
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
-    let etc = root.join("etc-redis");
-    let tls = root.join("etc-redis-tls");
-    let data = root.join("data");
-    for d in [&etc.join("conf.d"), &tls, &data] {
-        std::fs::create_dir_all(d).unwrap();
-    }
-    make_certificates(&tls, "redis-app-0.redis-service.infra.svc.cluster.local");
+/// The paths of production's Redis container, moved under a temporary directory, and the files
+/// the kubelet would mount there: the rendered redis.conf and tls.conf, certificates made by
+/// `openssl`, the ConfigMap redis-acl, and the Secret redis-users with `passwords`.
+struct Mounted {
+    root: tempfile::TempDir,
+}
 
-    // The rendered files, with the container's paths moved into the temporary directory.
-    let localize = |s: &str| {
+impl Mounted {
+    fn new(docs: &[Value], passwords: &[(&str, &str)]) -> Mounted {
+        let root = tempfile::tempdir().unwrap();
+        let c = Mounted { root };
+        for d in [
+            "etc-redis/conf.d",
+            "etc-redis-tls",
+            "etc-redis-acl",
+            "etc-redis-users",
+            "run-redis-pod",
+            "data",
+        ] {
+            std::fs::create_dir_all(c.root.path().join(d)).unwrap();
+        }
+        for (user, rules) in redis_acl(docs) {
+            std::fs::write(c.root.path().join("etc-redis-acl").join(user), rules).unwrap();
+        }
+        for (user, password) in passwords {
+            let file = c.root.path().join("etc-redis-users").join(user);
+            std::fs::write(file, format!("{password}\n")).unwrap();
+        }
+        c
+    }
+
+    fn dir(&self, name: &str) -> PathBuf {
+        self.root.path().join(name)
+    }
+
+    /// A path or text of the container, with its paths moved here.
+    fn localize(&self, s: &str) -> String {
+        let dir = |name: &str| self.dir(name).display().to_string();
         s.replace(
             "/opt/bootstrap/redis-cluster-bootstrap",
             env!("CARGO_BIN_EXE_redis-cluster-bootstrap"),
         )
-        .replace("/etc/redis-tls", tls.to_str().unwrap())
-        .replace("/etc/redis", etc.to_str().unwrap())
-        .replace("/var/lib/redis", data.to_str().unwrap())
-    };
-    let config = redis_conf(&docs);
-    let files = config.data.unwrap();
+        .replace("/etc/redis-tls", &dir("etc-redis-tls"))
+        .replace("/etc/redis-acl", &dir("etc-redis-acl"))
+        .replace("/etc/redis-users", &dir("etc-redis-users"))
+        .replace("/run/redis-pod", &dir("run-redis-pod"))
+        .replace("/etc/redis", &dir("etc-redis"))
+        .replace("/var/lib/redis", &dir("data"))
+    }
+
+    /// The container's command, with its variables that have a value (moved here), the pod's IP
+    /// and name.
+    fn command(&self, redis: &Container, ip: &str) -> Command {
+        let argv: Vec<String> = argv(redis).iter().map(|s| self.localize(s)).collect();
+        let mut command = Command::new(&argv[0]);
+        command
+            .args(&argv[1..])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap());
+        // The variables with a value (BOOTSTRAP_*, SERVER_BINARY, ...); the pod's own below.
+        for var in redis.env.iter().flatten() {
+            if let Some(value) = &var.value {
+                command.env(&var.name, self.localize(value));
+            }
+        }
+        command.env("POD_IP", ip).env("POD_NAME", "redis-app-0");
+        command
+    }
+}
+
+/// Production's Redis container, run for real from the rendered manifests (its startup script
+/// with `users`, redis.conf and the TLS component's tls.conf, its probes), with the files the
+/// kubelet would mount: TLS only, the users as defined with passwords no redis.conf line could
+/// hold verbatim (quotes, a backslash, spaces, non-ASCII), masterauth exactly the replication
+/// password, no password in argv, the liveness probe passing as the pod-local user and the
+/// readiness probe as `bootstrap`.
+#[test]
+fn production_redis_starts_with_tls_and_the_acl_users() {
+    let ip = "127.0.230.11";
+    let docs = render(PRODUCTION);
+    let passwords = [
+        ("app", "app \"Pa55\" \\word é"),
+        ("bootstrap", "b00tstrap-pw"),
+        ("replication", "repl \\x41 \"pw\""),
+        ("exporter", "exporter-pw"),
+    ];
+    let files = Mounted::new(&docs, &passwords);
+    make_certificates(
+        &files.dir("etc-redis-tls"),
+        "redis-app-0.redis-service.infra.svc.cluster.local",
+    );
+    let config = redis_conf(&docs).data.unwrap();
+    let data = files.dir("data");
     std::fs::write(
-        etc.join("redis.conf"),
+        files.dir("etc-redis").join("redis.conf"),
         format!(
             "{}\nbind {ip}\nset-proc-title no\nlogfile {}/redis.log\n",
-            localize(&files["redis.conf"]),
+            files.localize(&config["redis.conf"]),
             data.display()
         ),
     )
     .unwrap();
-    std::fs::write(etc.join("conf.d/tls.conf"), localize(&files["tls.conf"])).unwrap();
+    std::fs::write(
+        files.dir("etc-redis/conf.d").join("tls.conf"),
+        files.localize(&config["tls.conf"]),
+    )
+    .unwrap();
 
     let pod = pod_of_statefulset(&docs);
     let redis = container(&pod, "redis");
-    let command: Vec<String> = argv(redis).iter().map(|s| localize(s)).collect();
-    let passwords = [
-        ("REDIS_APP_PASSWORD", "app-Pa55.word_~+/="),
-        ("REDIS_BOOTSTRAP_PASSWORD", "b00tstrap-pw"),
-        ("REDIS_REPLICATION_PASSWORD", "repl-pw"),
-        ("REDIS_EXPORTER_PASSWORD", "exporter-pw"),
-    ];
-    let tls_args = localize(
+    let tls_args = files.localize(
         &env(redis, "REDISCLI_TLS_ARGS")
             .unwrap()
             .value
@@ -737,15 +1014,8 @@ fn production_redis_starts_with_tls_and_the_acl_users() {
             .unwrap(),
     );
     let server = Running(
-        Command::new(&command[0])
-            .args(&command[1..])
-            .envs(passwords)
-            .env(
-                "SERVER_BINARY",
-                env(redis, "SERVER_BINARY").unwrap().value.clone().unwrap(),
-            )
-            .env("POD_IP", ip)
-            .env("POD_NAME", "redis-app-0")
+        files
+            .command(redis, ip)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -764,7 +1034,7 @@ fn production_redis_starts_with_tls_and_the_acl_users() {
         let out = c.args(args).output().expect("redis-cli is installed");
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
-    let app = Some(("app", passwords[0].1));
+    let app = Some(passwords[0]);
     let deadline = Instant::now() + Duration::from_secs(10);
     while cli(app, true, &["ping"]) != "PONG" {
         let log = std::fs::read_to_string(data.join("redis.log")).unwrap_or_default();
@@ -775,11 +1045,14 @@ fn production_redis_starts_with_tls_and_the_acl_users() {
         std::thread::sleep(Duration::from_millis(50));
     }
 
-    // The shell exec'd redis-server: its argv has no password.
+    // The shell exec'd redis-server: its argv has no password, the pod user's neither.
+    let pod_password =
+        std::fs::read_to_string(files.dir("run-redis-pod").join("password")).unwrap();
+    let pod_password = pod_password.trim();
     let argv = std::fs::read(format!("/proc/{}/cmdline", server.0.id())).unwrap();
     let argv = String::from_utf8_lossy(&argv).replace('\0', " ");
     assert!(argv.starts_with("redis-server "), "{argv}");
-    for (_, password) in passwords {
+    for password in passwords.iter().map(|(_, p)| *p).chain([pod_password]) {
         assert!(
             !argv.contains(password),
             "a password on the command line: {argv}"
@@ -787,16 +1060,17 @@ fn production_redis_starts_with_tls_and_the_acl_users() {
     }
     // No plaintext: the same port without TLS gets no answer.
     assert_eq!(cli(app, false, &["ping"]), "");
-    // `default` is off; the bootstrap user sees the cluster but no key.
+    // `default` is off; each user has its rules; the replica's masterauth is the password as is.
     assert!(cli(None, true, &["get", "k"]).starts_with("NOAUTH"));
     assert_eq!(
         cli(app, true, &["set", "k", "v"]),
         "CLUSTERDOWN Hash slot not served"
     );
-    let bootstrap = Some(("bootstrap", passwords[1].1));
+    let bootstrap = Some(passwords[1]);
     assert_eq!(cli(bootstrap, true, &["cluster", "myid"]).len(), 40);
     assert!(cli(bootstrap, true, &["get", "k"]).starts_with("NOPERM"));
-    let replication = Some(("replication", passwords[2].1));
+    assert!(cli(bootstrap, true, &["config", "get", "maxmemory"]).starts_with("NOPERM"));
+    let replication = Some(passwords[2]);
     assert!(cli(replication, true, &["cluster", "nodes"]).starts_with("NOPERM"));
     assert_eq!(
         cli(app, true, &["config", "get", "maxmemory"])
@@ -805,6 +1079,14 @@ fn production_redis_starts_with_tls_and_the_acl_users() {
         1,
         "app runs no CONFIG"
     );
+    let pod_user = Some(("pod", pod_password));
+    assert_eq!(
+        cli(pod_user, true, &["config", "get", "masterauth"]),
+        format!("masterauth\n{}", passwords[2].1)
+    );
+    // Only what `watch` sends: no key, no cluster command.
+    assert!(cli(pod_user, true, &["get", "k"]).starts_with("NOPERM"));
+    assert!(cli(pod_user, true, &["cluster", "myid"]).starts_with("NOPERM"));
 
     // The liveness probe, pointed at this address.
     let probe = redis
@@ -815,30 +1097,26 @@ fn production_redis_starts_with_tls_and_the_acl_users() {
         .unwrap()
         .command
         .unwrap();
-    let run_probe = |password: Option<&str>| {
-        let mut c = Command::new(&probe[0]);
-        c.args(probe[1..].iter().map(|s| s.replace("127.0.0.1", ip)))
-            .env("REDISCLI_TLS_ARGS", &tls_args)
-            .env(
-                "CLI_BINARY",
-                env(redis, "CLI_BINARY").unwrap().value.clone().unwrap(),
-            )
-            .env_remove("REDISCLI_AUTH");
-        if let Some(password) = password {
-            c.env("REDISCLI_AUTH", password);
-        }
-        c.stderr(Stdio::null()).status().unwrap().success()
-    };
-    assert!(
-        run_probe(Some(passwords[0].1)),
-        "the probe fails with the password"
-    );
-    // Alive means "answers at all": a NOAUTH reply is an answer.
-    assert!(run_probe(None), "the probe fails on a node that answers");
+    let alive = Command::new(&probe[0])
+        .args(
+            probe[1..]
+                .iter()
+                .map(|s| files.localize(s).replace("127.0.0.1", ip)),
+        )
+        .env("REDISCLI_TLS_ARGS", &tls_args)
+        .env(
+            "CLI_BINARY",
+            env(redis, "CLI_BINARY").unwrap().value.clone().unwrap(),
+        )
+        .env_remove("REDISCLI_AUTH")
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(alive.success(), "the liveness probe fails");
 
     // The readiness probe is the bootstrap's `ready`, with the container's BOOTSTRAP_* variables
-    // (the bootstrap user, TLS checking the pod's DNS name): ready with the password, not
-    // without. The pod's name resolves to this address, as the headless Service resolves it.
+    // (`bootstrap` with its key's file, TLS checking the pod's DNS name): ready with them, not
+    // without the user. The pod's name resolves to this address, as the headless Service does.
     let dns = dns::FakeDns::start(230);
     let pod_name = "redis-app-0.redis-service.infra.svc.cluster.local";
     dns.add(pod_name, ip.parse().unwrap());
@@ -851,71 +1129,67 @@ fn production_redis_starts_with_tls_and_the_acl_users() {
         .command
         .unwrap();
     assert_eq!(readiness[1..], ["ready"]);
-    let ready = |password: Option<&str>| {
-        let mut c = Command::new(localize(&readiness[0]));
-        c.arg("ready").env_clear();
+    let ready = |with_user: bool| {
+        let mut c2 = Command::new(files.localize(&readiness[0]));
+        c2.arg("ready").env_clear();
         for var in redis.env.iter().flatten() {
             match (&var.value, var.name.as_str()) {
-                (_, "BOOTSTRAP_PASSWORD") => {}
+                (_, "BOOTSTRAP_USERNAME" | "BOOTSTRAP_PASSWORD_FILE") if !with_user => {}
                 (Some(value), name) if name.starts_with("BOOTSTRAP_") => {
-                    c.env(name, localize(value));
+                    c2.env(name, files.localize(value));
                 }
                 _ => {}
             }
         }
-        c.env("BOOTSTRAP_NODES", format!("{pod_name}:6379"))
+        c2.env("BOOTSTRAP_NODES", format!("{pod_name}:6379"))
             .env("BOOTSTRAP_DNS_SERVER", dns.addr.to_string());
-        if let Some(password) = password {
-            c.env("BOOTSTRAP_PASSWORD", password);
-        }
-        c.output().unwrap()
+        c2.output().unwrap()
     };
-    let with = ready(Some(passwords[1].1));
-    assert!(
-        with.status.success(),
-        "not ready with the password: {with:?}"
-    );
-    let without = ready(None);
+    let with = ready(true);
+    assert!(with.status.success(), "not ready as bootstrap: {with:?}");
+    let without = ready(false);
     assert!(
         !without.status.success(),
-        "ready without the password: {without:?}"
+        "ready without a user: {without:?}"
     );
 }
 
-/// The startup refuses a password that redis.conf could not hold verbatim (a quote, a backslash,
-/// a newline would change the directive), before starting anything.
+/// The startup stops before Redis starts, saying what to fix, when a user has rules but no
+/// password (its key missing from the Secret), or when a rules file sets a password.
 #[test]
-fn production_startup_rejects_a_password_redis_conf_cannot_hold() {
+fn production_startup_stops_on_a_user_without_a_password_or_a_password_in_the_rules() {
     let docs = render(PRODUCTION);
     let redis = container(&pod_of_statefulset(&docs), "redis").clone();
-    let command = argv(&redis);
-    for bad in [
-        "",
-        "quote\"d",
-        "back\\slash",
-        "new\nline masteruser x",
-        "sp ace",
-    ] {
-        for var in [
-            "REDIS_APP_PASSWORD",
-            "REDIS_BOOTSTRAP_PASSWORD",
-            "REDIS_REPLICATION_PASSWORD",
-            "REDIS_EXPORTER_PASSWORD",
-        ] {
-            let output = Command::new(&command[0])
-                .args(&command[1..])
-                .env("REDIS_APP_PASSWORD", "ok")
-                .env("REDIS_BOOTSTRAP_PASSWORD", "ok")
-                .env("REDIS_REPLICATION_PASSWORD", "ok")
-                .env("REDIS_EXPORTER_PASSWORD", "ok")
-                .env(var, bad)
-                .env("POD_IP", "127.0.0.1")
-                .env("POD_NAME", "redis-app-0")
-                .output()
-                .unwrap();
-            assert_eq!(output.status.code(), Some(1), "{var}={bad:?}");
-            let stderr = String::from_utf8_lossy(&output.stderr);
-            assert!(stderr.contains("redis-users"), "{var}={bad:?}: {stderr}");
-        }
-    }
+    let missing = Mounted::new(
+        &docs,
+        &[("app", "a"), ("bootstrap", "b"), ("exporter", "e")],
+    );
+    let output = missing.command(&redis, "127.0.0.1").output().unwrap();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("add the key \"replication\" to the Secret redis-users"),
+        "{stderr}"
+    );
+    let in_rules = Mounted::new(
+        &docs,
+        &[
+            ("app", "a"),
+            ("bootstrap", "b"),
+            ("exporter", "e"),
+            ("replication", "r"),
+        ],
+    );
+    std::fs::write(
+        in_rules.dir("etc-redis-acl").join("app"),
+        "on >secret +@all\n",
+    )
+    .unwrap();
+    let output = in_rules.command(&redis, "127.0.0.1").output().unwrap();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("passwords come from the Secret redis-users only"),
+        "{stderr}"
+    );
 }

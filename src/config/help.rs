@@ -6,7 +6,7 @@ use super::VARIABLES;
 pub fn help() -> String {
     let mut text = format!(
         "{} {}\n{}\n\nUsage: redis-cluster-bootstrap [--help | --version | --print-acl]\n       \
-         redis-cluster-bootstrap handover | ready | rejoin | install DIR\n\n\
+         redis-cluster-bootstrap handover | ready | rejoin | users | watch | synced | install DIR\n\n\
          Without a command it forms or heals the cluster (the Job and the CronJob).\n\
          --print-acl prints the ACL users it needs (bootstrap, replication).\n\n\
          Inside a Redis pod (the local node is 127.0.0.1:BOOTSTRAP_REDIS_PORT, or the first of\n\
@@ -15,6 +15,11 @@ pub fn help() -> String {
          (CLUSTER FAILOVER) and waits until it is a replica itself\n  \
          ready     readiness probe: exit 0 once the node serves (loaded, a replica in sync)\n  \
          rejoin    at start: CLUSTER MEET the known peers found at new addresses\n  \
+         users     before the node starts: print its ACL users (rules from BOOTSTRAP_ACL_DIR,\n            \
+         passwords from BOOTSTRAP_USERS_DIR) as configuration for redis-server's stdin\n  \
+         watch     beside the node until stopped: apply changed passwords and renewed\n            \
+         certificates (BOOTSTRAP_USERS_DIR, BOOTSTRAP_TLS_*) without a restart\n  \
+         synced    exit 0 when the node has applied those files (one line per item)\n  \
          install   copy this binary into DIR (an init container fills an emptyDir)\n\n\
          Configuration comes from the environment only:\n\n",
         env!("CARGO_PKG_NAME"),

@@ -17,6 +17,7 @@ pub mod variables;
 
 use std::ffi::OsString;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -81,8 +82,14 @@ pub struct Settings {
     pub nodes: Option<Vec<HostPort>>,
     /// A DNS server to use instead of the system's.
     pub dns_server: Option<SocketAddr>,
-    /// AUTH: a password, with an ACL user when one is set.
+    /// AUTH: a password (given, or in a file), with an ACL user when one is set.
     pub credentials: Option<Credentials>,
+    /// `users` and `watch`: the Secret of the users' passwords, one file per user.
+    pub users_dir: Option<PathBuf>,
+    /// `users`: the users' ACL rules, one file per user.
+    pub acl_dir: Option<PathBuf>,
+    /// `watch`: where to serve `/metrics`.
+    pub metrics_address: Option<SocketAddr>,
     /// Whether the ServiceAccount may get Kubernetes nodes (for their zones): only then does a run
     /// ask, so a run without `components/placement` makes no request its Role forbids.
     pub read_nodes: bool,
@@ -118,6 +125,9 @@ impl std::fmt::Debug for Settings {
             .field("nodes", &self.nodes)
             .field("dns_server", &self.dns_server)
             .field("credentials", &self.credentials)
+            .field("users_dir", &self.users_dir)
+            .field("acl_dir", &self.acl_dir)
+            .field("metrics_address", &self.metrics_address)
             .field("read_nodes", &self.read_nodes)
             .field("tls_files", &self.tls_files)
             .field("log_format", &self.log_format)
@@ -145,7 +155,11 @@ struct Raw {
     nodes: Option<String>,
     dns_server: Option<String>,
     password: Option<String>,
+    password_file: Option<String>,
     username: Option<String>,
+    users_dir: Option<String>,
+    acl_dir: Option<String>,
+    metrics_address: Option<String>,
     tls_ca_file: Option<String>,
     tls_cert_file: Option<String>,
     tls_key_file: Option<String>,
@@ -165,13 +179,20 @@ impl Settings {
     /// The TLS files are read here too, so a bad one stops the run before anything else (the
     /// manifest tests check a Job's environment with [`Settings::from_vars`], without the files).
     pub fn from_env() -> Result<Settings, Error> {
-        let mut settings = Settings::from_vars(utf8_vars(std::env::vars_os())?)?;
+        let mut settings = Settings::from_env_unread()?;
         settings.tls = settings
             .tls_files
             .as_ref()
             .map(TlsFiles::load)
             .transpose()?;
         Ok(settings)
+    }
+
+    /// Like [`Settings::from_env`] without reading the TLS files: for `watch` and `synced`, which
+    /// read them themselves and must run even when a broken renewal is on disk (the node keeps
+    /// serving its certificate, and they say so).
+    pub fn from_env_unread() -> Result<Settings, Error> {
+        Settings::from_vars(utf8_vars(std::env::vars_os())?)
     }
 
     /// Reads and validates the given variables (all of them; non-`BOOTSTRAP_` ones are ignored).
@@ -248,7 +269,19 @@ impl Settings {
                 })
             })
             .transpose()?;
-        let credentials = credentials(raw.username, raw.password)?;
+        let credentials = credentials(raw.username, raw.password, raw.password_file)?;
+        let users_dir = raw.users_dir.as_deref().map(path);
+        let acl_dir = raw.acl_dir.as_deref().map(path);
+        let metrics_address = raw
+            .metrics_address
+            .map(|v| {
+                v.trim().parse::<SocketAddr>().map_err(|_| {
+                    Error::Config(format!(
+                        "BOOTSTRAP_METRICS_ADDRESS={v:?} is not valid: expected ip:port to listen on, e.g. 0.0.0.0:9180"
+                    ))
+                })
+            })
+            .transpose()?;
         let tls_files = TlsFiles::from_vars(
             raw.tls_ca_file.as_deref(),
             raw.tls_cert_file.as_deref(),
@@ -281,6 +314,9 @@ impl Settings {
             nodes,
             dns_server,
             credentials,
+            users_dir,
+            acl_dir,
+            metrics_address,
             read_nodes,
             tls_files,
             tls: None,

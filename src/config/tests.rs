@@ -143,7 +143,7 @@ fn a_username_needs_a_password() {
     .unwrap();
     let credentials = s.credentials.unwrap();
     assert_eq!(credentials.username(), Some("bootstrap"));
-    assert_eq!(credentials.password(), "hunter2");
+    assert_eq!(credentials.logins().unwrap()[0].password(), "hunter2");
     let err = settings(&[
         ("BOOTSTRAP_USERNAME", "boot strap"),
         ("BOOTSTRAP_PASSWORD", "x"),
@@ -151,6 +151,49 @@ fn a_username_needs_a_password() {
     .unwrap_err()
     .to_string();
     assert!(err.starts_with("BOOTSTRAP_USERNAME"), "{err}");
+}
+
+#[test]
+fn a_password_is_given_or_in_a_file_not_both() {
+    let err = settings(&[
+        ("BOOTSTRAP_PASSWORD", "x"),
+        ("BOOTSTRAP_PASSWORD_FILE", "/etc/redis-users/bootstrap"),
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.starts_with("BOOTSTRAP_PASSWORD and BOOTSTRAP_PASSWORD_FILE"),
+        "{err}"
+    );
+    // The file is read when connecting, not here: a pod's startup may create it.
+    let s = settings(&[
+        ("BOOTSTRAP_USERNAME", "pod"),
+        ("BOOTSTRAP_PASSWORD_FILE", " /run/redis-pod/password "),
+    ])
+    .unwrap();
+    let credentials = s.credentials.unwrap();
+    assert_eq!(credentials.username(), Some("pod"));
+    let err = credentials.logins().unwrap_err().to_string();
+    assert!(
+        err.contains("/run/redis-pod/password cannot be read"),
+        "{err}"
+    );
+    let s = settings(&[
+        ("BOOTSTRAP_USERS_DIR", "/etc/redis-users"),
+        ("BOOTSTRAP_ACL_DIR", "/etc/redis-acl"),
+        ("BOOTSTRAP_METRICS_ADDRESS", "0.0.0.0:9180"),
+    ])
+    .unwrap();
+    assert_eq!(s.users_dir.unwrap().to_str(), Some("/etc/redis-users"));
+    assert_eq!(s.acl_dir.unwrap().to_str(), Some("/etc/redis-acl"));
+    assert_eq!(s.metrics_address.unwrap().port(), 9180);
+    let err = settings(&[("BOOTSTRAP_METRICS_ADDRESS", ":9180")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("BOOTSTRAP_METRICS_ADDRESS=\":9180\""),
+        "{err}"
+    );
 }
 
 #[test]

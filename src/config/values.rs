@@ -39,29 +39,45 @@ pub(super) fn domain(var: &str, value: String) -> Result<String, Error> {
     }
 }
 
-/// A user needs a password: without one, `AUTH` cannot name the user at all.
+/// A user needs a password: without one, `AUTH` cannot name the user at all. The password is
+/// given (`BOOTSTRAP_PASSWORD`) or in a file (`BOOTSTRAP_PASSWORD_FILE`, read on every
+/// connection), not both.
 pub(super) fn credentials(
     username: Option<String>,
     password: Option<String>,
+    password_file: Option<String>,
 ) -> Result<Option<Credentials>, Error> {
-    match (username, password) {
-        (None, None) => Ok(None),
-        (None, Some(password)) => Ok(Some(Credentials::new(None, password))),
-        (Some(_), None) => Err(Error::Config(
-            "BOOTSTRAP_USERNAME is set but BOOTSTRAP_PASSWORD is not: expected both (an ACL user and its password), \
-             or BOOTSTRAP_PASSWORD alone (requirepass)"
-                .into(),
-        )),
-        (Some(user), Some(password)) => {
+    let username = username
+        .map(|user| {
             let user = user.trim().to_string();
             if user.is_empty() || user.chars().any(|c| c.is_whitespace() || c.is_control()) {
                 return Err(Error::Config(format!(
                     "BOOTSTRAP_USERNAME={user:?} is not valid: expected an ACL user name without spaces"
                 )));
             }
-            Ok(Some(Credentials::new(Some(user), password)))
-        }
+            Ok(user)
+        })
+        .transpose()?;
+    match (username, password, password_file) {
+        (_, Some(_), Some(_)) => Err(Error::Config(
+            "BOOTSTRAP_PASSWORD and BOOTSTRAP_PASSWORD_FILE are both set: expected one of them \
+             (the file is re-read on every connection and may list several passwords)"
+                .into(),
+        )),
+        (None, None, None) => Ok(None),
+        (Some(_), None, None) => Err(Error::Config(
+            "BOOTSTRAP_USERNAME is set but neither BOOTSTRAP_PASSWORD nor BOOTSTRAP_PASSWORD_FILE \
+             is: expected the user's password in one of them"
+                .into(),
+        )),
+        (user, Some(password), None) => Ok(Some(Credentials::new(user, password))),
+        (user, None, Some(file)) => Ok(Some(Credentials::from_file(user, path(&file)))),
     }
+}
+
+/// A file or directory path as given (leading and trailing spaces are a typo).
+pub(super) fn path(value: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(value.trim())
 }
 
 /// A `true`/`false` variable (also `1`/`0`, `yes`/`no`), `default` when unset.

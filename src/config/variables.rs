@@ -75,9 +75,15 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "password sent with AUTH to every node",
     ),
     (
+        "BOOTSTRAP_PASSWORD_FILE",
+        "unset",
+        "instead of BOOTSTRAP_PASSWORD: a file of passwords, one per line, the one in use first, \
+         tried in order and read again for every connection (the Secret mounted as files)",
+    ),
+    (
         "BOOTSTRAP_USERNAME",
         "unset",
-        "ACL user sent with the password (AUTH user password); needs BOOTSTRAP_PASSWORD",
+        "ACL user sent with the password (AUTH user password); needs BOOTSTRAP_PASSWORD or BOOTSTRAP_PASSWORD_FILE",
     ),
     // Read and checked at startup by src/tls.rs: a bad file is exit 2 before any node is reached.
     (
@@ -94,6 +100,22 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "BOOTSTRAP_TLS_KEY_FILE",
         "unset",
         "the client certificate's key",
+    ),
+    (
+        "BOOTSTRAP_USERS_DIR",
+        "unset",
+        "users and watch: the users' passwords, one file per user named like the Secret's keys \
+         (app, bootstrap, replication, ...), one password per line",
+    ),
+    (
+        "BOOTSTRAP_ACL_DIR",
+        "unset",
+        "users: the users' ACL rules, one file per user (the ConfigMap redis-acl)",
+    ),
+    (
+        "BOOTSTRAP_METRICS_ADDRESS",
+        "unset",
+        "watch: ip:port to serve /metrics on (certificate reloads and expiry, users in sync)",
     ),
     (
         "BOOTSTRAP_READ_NODES",

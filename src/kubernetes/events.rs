@@ -76,7 +76,7 @@ pub fn record_for(result: &Result<Summary>) -> Option<Record> {
             }
             (false, reason, action, note)
         }
-        Err(Error::Config(_) | Error::Forbidden(_)) => return None,
+        Err(Error::Config(_) | Error::Rejected(_) | Error::Forbidden(_)) => return None,
         Err(e @ Error::Refused(_)) => (true, "Refused", "Plan", crate::one_line(e)),
         Err(e @ Error::Timeout { phase, .. }) => {
             let action = match *phase {

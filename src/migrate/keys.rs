@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 
 use super::slot::Pair;
 use crate::client::Client;
-use crate::credentials::Credentials;
 use crate::{Error, Result};
 
 /// At most this many keys per round trip, whatever the pace. One `MIGRATE` of 1000 small keys is
@@ -73,12 +72,7 @@ const MIGRATE_TIMEOUT_MS: u64 = 4000;
 
 /// Moves every key of `slots` (all migrating from the pair's source to its target) at `pace`;
 /// returns how many moved.
-pub async fn drain(
-    pair: &Pair<'_>,
-    slots: &[u16],
-    auth: Option<&Credentials>,
-    pace: &mut Pace,
-) -> Result<u64> {
+pub async fn drain(pair: &Pair<'_>, slots: &[u16], pace: &mut Pace) -> Result<u64> {
     let (source, target) = (pair.source, pair.target);
     let mut moved = 0;
     let mut pending: VecDeque<u16> = slots.iter().copied().collect();
@@ -124,7 +118,7 @@ pub async fn drain(
             rest = later;
             let _turn = pair.turn.lock().await;
             let started = Instant::now();
-            moved += migrate_all(source, target, now, auth).await?;
+            moved += migrate_all(source, target, now).await?;
             pace.learn(keys, started.elapsed());
         }
     }
@@ -136,11 +130,10 @@ async fn migrate_all(
     source: &Client,
     target: &Client,
     batches: &[(u16, Vec<Vec<u8>>)],
-    auth: Option<&Credentials>,
 ) -> Result<u64> {
     let migrates = batches
         .iter()
-        .map(|(_, keys)| (migrate(target, keys, auth), "MIGRATE"))
+        .map(|(_, keys)| (migrate(target, keys), "MIGRATE"))
         .collect();
     let results = source.each(migrates).await?;
     let mut moved = 0;
@@ -162,16 +155,17 @@ async fn migrate_all(
 }
 
 /// `MIGRATE host port "" 0 timeout [AUTH ...] KEYS k1 .. kn`.
-fn migrate(target: &Client, keys: &[Vec<u8>], auth: Option<&Credentials>) -> redis::Cmd {
+fn migrate(target: &Client, keys: &[Vec<u8>]) -> redis::Cmd {
     let mut cmd = redis::cmd("MIGRATE");
     cmd.arg(target.node.addr.ip().to_string())
         .arg(target.node.addr.port())
         .arg("")
         .arg(0)
         .arg(MIGRATE_TIMEOUT_MS);
-    // `AUTH2 user pass` or `AUTH pass`: MIGRATE authenticates to the target as this run does.
-    if let Some(credentials) = auth {
-        cmd.arg(credentials.migrate_args());
+    // `AUTH2 user pass` or `AUTH pass`: MIGRATE authenticates to the target as this run's own
+    // connection to it did (with a password file: the password that node accepted).
+    if let Some(login) = target.login() {
+        cmd.arg(login.migrate_args());
     }
     cmd.arg("KEYS").arg(keys);
     cmd

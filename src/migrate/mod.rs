@@ -25,8 +25,6 @@ use futures::future::try_join_all;
 use tokio::sync::Mutex;
 use tracing::info;
 
-use crate::credentials::Credentials;
-
 use crate::client::Client;
 use crate::node::Node;
 use crate::plan::Step;
@@ -51,7 +49,6 @@ pub struct Moved {
 pub async fn run(
     clients: &[Client],
     steps: &[Step],
-    auth: Option<&Credentials>,
     timeout: Duration,
     shutdown: &Shutdown,
 ) -> Result<Moved> {
@@ -83,7 +80,7 @@ pub async fn run(
                     unreachable!("filtered")
                 };
                 let _giving = locks[*from].lock().await;
-                one_move(clients, nodes, turns, step, auth, shutdown).await
+                one_move(clients, nodes, turns, step, shutdown).await
             }
         });
     let done = try_join_all(moves).await?;
@@ -99,7 +96,6 @@ async fn one_move(
     nodes: &[Node],
     turns: &[Mutex<()>],
     step: &Step,
-    auth: Option<&Credentials>,
     shutdown: &Shutdown,
 ) -> Result<Moved> {
     let Step::MoveSlots {
@@ -143,7 +139,7 @@ async fn one_move(
                 ),
             });
         }
-        moved.keys += slot::move_slots(&pair, group, auth, &mut pace).await?;
+        moved.keys += slot::move_slots(&pair, group, &mut pace).await?;
         moved.slots += group.len();
         // A move of a few thousand slots takes seconds to minutes: say how far it is.
         if moved.slots % PROGRESS < slot::GROUP && moved.slots < total {

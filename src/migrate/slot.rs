@@ -8,7 +8,6 @@ use futures::future::try_join_all;
 
 use super::keys;
 use crate::client::Client;
-use crate::credentials::Credentials;
 use crate::{Error, Result};
 
 /// Slots opened at once between one source and one target: one round trip per step for all of
@@ -90,12 +89,7 @@ fn became_replica(result: &Result<()>) -> bool {
 }
 
 /// Moves `slots` (at most [`GROUP`]) at `pace`; returns the number of keys that moved.
-pub async fn move_slots(
-    pair: &Pair<'_>,
-    slots: &[u16],
-    auth: Option<&Credentials>,
-    pace: &mut keys::Pace,
-) -> Result<u64> {
+pub async fn move_slots(pair: &Pair<'_>, slots: &[u16], pace: &mut keys::Pace) -> Result<u64> {
     let importing = send(
         pair.target,
         slots,
@@ -124,7 +118,7 @@ pub async fn move_slots(
         )
         .await?;
         migrating.into_iter().collect::<Result<Vec<()>>>()?;
-        moved = keys::drain(pair, &open, auth, pace).await?;
+        moved = keys::drain(pair, &open, pace).await?;
     }
     let node = |client, slots| {
         send(
@@ -161,7 +155,7 @@ pub async fn move_slots(
         }
     }
     if !again.is_empty() {
-        moved += keys::drain(pair, &again, auth, pace).await?;
+        moved += keys::drain(pair, &again, pace).await?;
         let told = node(pair.source, &again).await?;
         told.into_iter().collect::<Result<Vec<()>>>()?;
     }

@@ -11,11 +11,14 @@
 #![allow(dead_code)]
 
 mod checks;
+mod mount;
 mod roll;
 mod secure;
 mod values;
 #[allow(unused_imports)] // Not every test binary checks keys.
 pub use checks::*;
+#[allow(unused_imports)] // Only the secrets tests mount files as the kubelet does.
+pub use mount::*;
 #[allow(unused_imports)] // Not every test binary plays pods.
 pub use roll::*;
 #[allow(unused_imports)] // Not every test binary locks its nodes down.
@@ -106,6 +109,9 @@ pub struct Options {
     pub tls: Option<TlsFiles>,
     /// The server to start when not the one under test (a test across Redis and Valkey).
     pub server: Option<Server>,
+    /// Configuration given on the server's stdin (`-` as its last argument), as production's
+    /// startup gives the ACL users.
+    pub stdin: Option<String>,
 }
 
 /// The TLS files of a test in one directory: `ca.crt`, `<ip>.crt` and `<ip>.key` for every
@@ -236,13 +242,25 @@ impl RedisNode {
             args.extend(tls.server_args(ip));
         }
         args.extend(options.extra.iter().cloned());
-        let child = Command::new(&redis_server)
+        if options.stdin.is_some() {
+            args.push("-".into());
+        }
+        let mut child = Command::new(&redis_server)
             .args(&args)
             .current_dir(dir)
+            .stdin(if options.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("start {}: {e}", redis_server.display()));
+        if let (Some(text), Some(mut stdin)) = (&options.stdin, child.stdin.take()) {
+            use std::io::Write;
+            stdin.write_all(text.as_bytes()).unwrap();
+        }
         let node = RedisNode {
             addr,
             dir: dir.to_path_buf(),

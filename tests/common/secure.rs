@@ -52,19 +52,14 @@ impl Ca {
     }
 }
 
-/// The rules of production's user `user` (after its password) in the Redis startup script of
-/// `overlays/production`.
+/// The rules of production's user `user`: its file in `overlays/production/acl/` (the ConfigMap
+/// `redis-acl`), read as the Redis container's startup reads it.
 pub fn production_rules(user: &str) -> String {
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("overlays/production/stateful_set_patch.yaml");
-    let text = std::fs::read_to_string(&path).unwrap();
-    let prefix = format!("user {user} on \">$");
-    text.lines()
-        .map(str::trim)
-        .find_map(|line| line.strip_prefix(&prefix))
-        .and_then(|rest| rest.split_once("\" "))
-        .map(|(_, rules)| rules.to_string())
-        .unwrap_or_else(|| panic!("{}: no line `{prefix}...`", path.display()))
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("overlays/production/acl")
+        .join(user);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    redis_cluster_bootstrap::pod::users::rules(user, &text).unwrap()
 }
 
 /// An ACL file with production's users (and the harness's `admin`), and the options that start a
