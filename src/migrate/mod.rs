@@ -3,6 +3,7 @@
 //! - [`slot`]: a group of slots' move, one round trip per step (`SETSLOT IMPORTING`/`MIGRATING`,
 //!   the keys, `SETSLOT NODE`);
 //! - [`keys`]: the keys of those slots, in batches (`GETKEYSINSLOT` + `MIGRATE ... KEYS`);
+//! - [`pair`]: the two masters of one move and whom they tell, which both of those work on;
 //! - [`known`]: waits until the masters of each move know each other;
 //! - [`functions`]: `FUNCTION DUMP`/`RESTORE` onto new masters.
 //!
@@ -17,6 +18,7 @@
 pub mod functions;
 pub mod keys;
 pub mod known;
+pub mod pair;
 pub mod slot;
 
 use std::time::{Duration, Instant};
@@ -114,7 +116,7 @@ async fn one_move(
         .filter(|m| *m != from && *m != to)
         .map(|&m| clients[m].clone())
         .collect();
-    let pair = slot::Pair {
+    let pair = pair::Pair {
         source: &clients[*from],
         source_id: from_id,
         target: &clients[*to],

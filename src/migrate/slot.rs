@@ -7,29 +7,13 @@
 use futures::future::try_join_all;
 
 use super::keys;
+use super::pair::Pair;
 use crate::client::Client;
 use crate::{Error, Result};
 
 /// Slots opened at once between one source and one target: one round trip per step for all of
 /// them. At most this many slots are open when a run is killed; each is finished by the next run.
 pub const GROUP: usize = 64;
-
-/// The nodes one move talks to, and their IDs.
-pub struct Pair<'a> {
-    /// The master giving the slots.
-    pub source: &'a Client,
-    /// Its node ID.
-    pub source_id: &'a str,
-    /// The master receiving them.
-    pub target: &'a Client,
-    /// Its node ID.
-    pub target_id: &'a str,
-    /// Every other master, told the new owner too.
-    pub others: &'a [Client],
-    /// The target's turn: held for each round trip of `MIGRATE`s into it, so that it restores
-    /// one source's batch at a time (see [`keys`]).
-    pub turn: &'a tokio::sync::Mutex<()>,
-}
 
 /// `CLUSTER SETSLOT <slot> <state> <id>` for each slot.
 fn setslot<'a>(slots: &[u16], state: &str, id: &str, what: &'a str) -> Vec<(redis::Cmd, &'a str)> {
