@@ -29,7 +29,8 @@
 //!   manual `CLUSTER FAILOVER` at a time, each waited for.
 //! - [`converge`]: waits until every node agrees on the whole topology.
 //! - [`report`]: the result table and the one-line summary.
-//! - [`pipeline`]: runs the phases in order and times each one.
+//! - [`pipeline`]: runs the phases in order and times each one: reads and plans, then carries out
+//!   the decision's phases from one table ([`pipeline::phases`]).
 //! - [`shutdown`]: SIGTERM and SIGINT stop the run at the next safe point.
 //!
 //! [`rdb`] reads RDB files (a backup's snapshots) one key at a time into the payloads `RESTORE`

@@ -109,6 +109,38 @@ impl fmt::Display for Decision {
     }
 }
 
+impl Decision {
+    /// What the decision means, for the log line that announces the plan.
+    pub fn explain(self) -> &'static str {
+        match self {
+            Decision::Formed => "the cluster is formed and every node agrees; nothing to do",
+            Decision::Fresh => "every node is empty and alone; forming the cluster",
+            Decision::Partial => "an earlier run was interrupted; finishing what is missing",
+            Decision::Reconnect => "the nodes lost each other (new addresses); re-introducing them",
+            Decision::Settling => "the cluster is complete; waiting for every node to agree",
+            Decision::Grow => {
+                "the StatefulSet grew by whole shards; adding them and moving their share of slots"
+            }
+            Decision::Drain => {
+                "BOOTSTRAP_DRAIN_TO is set: moving every slot off the highest pods before the StatefulSet shrinks"
+            }
+            Decision::Shrink => {
+                "the StatefulSet shrank: forgetting the removed pods' node IDs on every node"
+            }
+            Decision::Repair => {
+                "the cluster is healthy but its replicas are not R per master, or share a machine \
+                 with their master: re-pairing them one move at a time"
+            }
+            Decision::Waiting => {
+                "a pod just left and not every node flags it fail yet; waiting for them to agree"
+            }
+            Decision::Replace => {
+                "a pod lost its volume and came back empty; forgetting its old node ID and adding it as a replica"
+            }
+        }
+    }
+}
+
 /// The decision, the steps that carry it out in order, and what the audit trail should say.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
