@@ -16,7 +16,8 @@
 //! - [`client`]: one connection to one node, with timeouts and AUTH ([`credentials`]); it sends
 //!   only the commands of [`commands`], the one list the production ACL user is built from; over
 //!   [`tls`] when `BOOTSTRAP_TLS_CA_FILE` is set.
-//! - [`observe`]: reads what every node knows of itself and of the cluster.
+//! - [`observe`]: reads what every node knows of itself and of the cluster; [`survey`] reads it
+//!   for the planner, keeping only each node's own line while every view agrees.
 //! - [`plan`]: pure code that turns the observations into a decision and a list of steps, with
 //!   [`layout`] (who is master of which slots, who replicates whom: a [`pairing`], which
 //!   [`plan::placement`] chooses so no replica shares its master's Kubernetes node or zone),
@@ -75,6 +76,7 @@ pub mod server;
 pub mod settle;
 pub mod shutdown;
 pub mod slots;
+pub mod survey;
 pub mod telemetry;
 pub mod tls;
 mod tls_probe;

@@ -163,6 +163,21 @@ impl Plan {
     }
 }
 
+/// The plan of a run whose every view agreed on the formed cluster with no slot open
+/// ([`crate::survey`]), made from each node's own line alone: *formed*, as [`plan`] decides from
+/// such views, unless a drain is due or the masters' slots are not balanced ±1 (a *grow*
+/// rebalances them). `None` then: the planner needs the whole views.
+pub fn plan_agreed(
+    nodes: &[Node],
+    layout: &Layout,
+    observations: &[Observation],
+    drain_to: Option<usize>,
+) -> Option<Plan> {
+    let draining = drain_to.is_some_and(|d| nodes.len() > d);
+    (!draining && grow::balanced(layout, observations))
+        .then(|| Plan::new(Decision::Formed, Vec::new()))
+}
+
 /// Decides what to do. `observations[i]` is what `nodes[i]` said. `Err` is a refusal.
 pub fn plan(nodes: &[Node], layout: &Layout, observations: &[Observation]) -> Result<Plan, String> {
     plan_draining(nodes, layout, observations, None)
