@@ -188,6 +188,15 @@ impl Client {
     /// own result, and an error names its own command; the outer error is the connection's.
     /// Nothing at all is sent when one of them is not in [`commands::SENT`].
     pub async fn each(&self, commands: Vec<(redis::Cmd, &str)>) -> Result<Vec<Result<()>>> {
+        let replies = self.replies(commands).await?;
+        Ok(replies.into_iter().map(|r| r.map(drop)).collect())
+    }
+
+    /// [`Client::each`], keeping each command's reply.
+    pub async fn replies(
+        &self,
+        commands: Vec<(redis::Cmd, &str)>,
+    ) -> Result<Vec<Result<redis::Value>>> {
         let mut pipe = redis::pipe();
         let mut names = Vec::with_capacity(commands.len());
         for (cmd, what) in commands {
@@ -204,7 +213,7 @@ impl Client {
         Ok(results
             .into_iter()
             .zip(names)
-            .map(|(result, what)| result.map(drop).map_err(|e| self.classify(what, e)))
+            .map(|(result, what)| result.map_err(|e| self.classify(what, e)))
             .collect())
     }
 }
