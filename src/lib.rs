@@ -28,6 +28,8 @@
 //! - [`migrate`]: moves slots and their keys between masters (a growth or a drain).
 //! - [`relocate`]: carries out a placement repair ([`plan::repair`]), one `CLUSTER REPLICATE` or
 //!   manual `CLUSTER FAILOVER` at a time, each waited for.
+//! - [`stabilize`]: clears a replica's stale open slot ([`plan::stale_slots`]) with
+//!   `CLUSTER SETSLOT <slot> STABLE` on its master, once confirmed.
 //! - [`converge`]: waits until every node agrees on the whole topology.
 //! - [`report`]: the result table and the one-line summary.
 //! - [`pipeline`]: runs the phases in order and times each one: reads and plans, then carries out
@@ -76,6 +78,7 @@ pub mod server;
 pub mod settle;
 pub mod shutdown;
 pub mod slots;
+pub mod stabilize;
 pub mod survey;
 pub mod telemetry;
 pub mod tls;

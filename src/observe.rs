@@ -115,6 +115,17 @@ pub async fn observe_all(clients: &[Client]) -> Result<Vec<Observation>> {
         .await
 }
 
+/// Observes every node, [`AT_ONCE`] at a time, each on a connection of its own, keeping only
+/// its own line of `CLUSTER NODES` (its role, master, slots and open slots); in node order.
+pub async fn observe_selves(clients: &[Client]) -> Result<Vec<Observation>> {
+    stream::iter(clients)
+        .map(observe_apart)
+        .buffered(AT_ONCE)
+        .map_ok(Observation::without_view)
+        .try_collect()
+        .await
+}
+
 /// Connects to every node afresh and observes it, retrying a node that does not answer until
 /// `timeout`. After slots moved, a replica that changed master may be busy for seconds (emptying
 /// its old data, an AOF fsync on a slow disk), and a master turned replica may have closed our

@@ -224,9 +224,15 @@ mod tests {
             ..open[1].clone()
         };
         cases.push(("an open slot", open, None));
+        let mut differs = formed(EVEN);
+        differs[4].nodes[3].master_id = Some("1".repeat(40));
+        cases.push(("a view that differs", differs, None));
+        // A replica's stale open slot (Valkey): a repair, decided from the whole views.
         let mut stale = formed(EVEN);
-        stale[4].nodes[3].master_id = Some("1".repeat(40));
-        cases.push(("a view that differs", stale, None));
+        stale[4].nodes[4]
+            .open_slots
+            .push(format!("[7-<-{}]", "0".repeat(40)));
+        cases.push(("a replica's stale open slot", stale, None));
         let mut fresh = formed(EVEN);
         fresh[0].nodes.retain(|l| l.flags.myself);
         cases.push(("pod 0 knows no one", fresh, None));

@@ -4,11 +4,13 @@
 //! master. Safe to run again on slots left open at any of these points: a target that already
 //! owns a slot only needs the others told.
 
+use std::time::Duration;
+
 use futures::future::try_join_all;
 
 use super::keys;
 use super::pair::Pair;
-use crate::client::Client;
+use crate::client::{self, Client};
 use crate::{Error, Result};
 
 /// Slots opened at once between one source and one target: one round trip per step for all of
@@ -30,10 +32,24 @@ fn setslot<'a>(slots: &[u16], state: &str, id: &str, what: &'a str) -> Vec<(redi
 /// Times a `SETSLOT` refused with `NOREPLICAS` is sent again, 100 ms apart and more.
 const RETRIES: u64 = 5;
 
-/// `CLUSTER SETSLOT <slot> <state> <id>` for each slot, in one round trip. Valkey 8 replicates a
-/// `SETSLOT` to the node's replicas first and answers `NOREPLICAS` when one does not acknowledge it
-/// in time (a replica still syncing, a busy machine): those slots are sent again (the command is
-/// idempotent), and the last answer stands.
+/// How long Valkey 8 holds one `SETSLOT` while the node's replicas acknowledge it (its default
+/// `TIMEOUT`), before it answers `NOREPLICAS`.
+pub const REPLICA_WAIT: Duration = Duration::from_secs(2);
+
+/// How long a round trip of `count` `SETSLOT`s may take: the node runs them one after the other,
+/// each held up to [`REPLICA_WAIT`] when a replica is slow (a busy machine, an fsync). Giving up
+/// sooner would close the connection with `SETSLOT`s queued: Valkey drops the one it holds
+/// unapplied, while its replicas keep it, open, on their own (see `crate::plan::stale_slots`).
+pub fn round_trip(count: usize) -> Duration {
+    client::COMMAND_TIMEOUT + REPLICA_WAIT * count as u32
+}
+
+/// `CLUSTER SETSLOT <slot> <state> <id>` for each slot, in one round trip, given all the time
+/// the node may take ([`round_trip`]). Valkey 8 replicates a `SETSLOT` to the node's replicas
+/// first and answers `NOREPLICAS` when one does not acknowledge it in time (a replica still
+/// syncing, a busy machine): those slots are sent again (the command is idempotent), and the last
+/// answer stands. A replica that applied a `SETSLOT` its master answered `NOREPLICAS` to keeps
+/// the slot open alone: the stale slot the run clears after its moves (`crate::stabilize`).
 async fn send(
     client: &Client,
     slots: &[u16],
@@ -41,7 +57,9 @@ async fn send(
     id: &str,
     what: &'static str,
 ) -> Result<Vec<Result<()>>> {
-    let mut results = client.each(setslot(slots, state, id, what)).await?;
+    let mut results = client
+        .each_within(setslot(slots, state, id, what), round_trip(slots.len()))
+        .await?;
     for attempt in 1..=RETRIES {
         let again: Vec<usize> = (0..slots.len())
             .filter(|&i| says(&results[i], "NOREPLICAS"))
@@ -51,7 +69,9 @@ async fn send(
         }
         tokio::time::sleep(std::time::Duration::from_millis(100 * attempt)).await;
         let retry: Vec<u16> = again.iter().map(|&i| slots[i]).collect();
-        let answers = client.each(setslot(&retry, state, id, what)).await?;
+        let answers = client
+            .each_within(setslot(&retry, state, id, what), round_trip(retry.len()))
+            .await?;
         for (i, answer) in again.into_iter().zip(answers) {
             results[i] = answer;
         }

@@ -12,7 +12,7 @@ use crate::node::Node;
 use crate::observation::Observation;
 use crate::plan::{self, Decision, Plan};
 use crate::shutdown::Shutdown;
-use crate::{Error, Result, converge, form, migrate, relocate};
+use crate::{Error, Result, converge, form, migrate, relocate, stabilize};
 
 /// One phase of carrying out a plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +25,9 @@ pub enum Phase {
     MoveSlots,
     /// Waits until every node agrees; repairs the replica counts when Redis moved a replica.
     Converge,
+    /// Clears the replicas' stale open slots (`src/stabilize.rs`): after moves, no slot is left
+    /// open on any node.
+    Stabilize,
     /// Says what the user does after a drain; the report reads the nodes anew.
     Drained,
 }
@@ -41,11 +44,11 @@ pub fn phases(plan: &Plan) -> &'static [Phase] {
         | Decision::Settling
         | Decision::Replace
         | Decision::Shrink => &[Form, Converge],
-        Decision::Grow => &[Form, MoveSlots, Converge],
-        Decision::Repair => &[Relocate, Converge],
+        Decision::Grow => &[Form, MoveSlots, Converge, Stabilize],
+        Decision::Repair => &[Stabilize, Relocate, Converge],
         // Already drained: nothing to move, and no other shape to converge to.
-        Decision::Drain if plan.steps.is_empty() => &[Drained],
-        Decision::Drain => &[Form, MoveSlots, Drained],
+        Decision::Drain if plan.steps.is_empty() => &[Stabilize, Drained],
+        Decision::Drain => &[Form, MoveSlots, Stabilize, Drained],
     }
 }
 
@@ -88,6 +91,7 @@ pub async fn carry_out(
             Phase::Relocate => relocate(run, run.plan, timer).await?,
             Phase::MoveSlots => move_slots(run, timer).await?,
             Phase::Converge => report = Some(converge(run, &ids, timer).await?),
+            Phase::Stabilize => stabilize(run, timer).await?,
             Phase::Drained => drained(run),
         }
     }
@@ -180,6 +184,17 @@ async fn converge(run: &Run<'_>, ids: &[String], timer: &mut Timer) -> Result<Ve
     }
 }
 
+/// [`Phase::Stabilize`]; timed only when it cleared something.
+async fn stabilize(run: &Run<'_>, timer: &mut Timer) -> Result<()> {
+    let timeout = run.settings.converge_timeout;
+    let cleared = stabilize::stabilize(run.clients, timeout, run.shutdown).await?;
+    if cleared > 0 {
+        info!(cleared, "cleared {cleared} stale open slot(s) on replicas");
+        timer.done("stale open slots");
+    }
+    Ok(())
+}
+
 /// [`Phase::Drained`]: the cluster is left with empty masters on the highest pods, a shape no
 /// other run converges to; the next run (still drained) checks it.
 fn drained(run: &Run<'_>) {
@@ -205,27 +220,30 @@ mod tests {
     }
 
     #[test]
-    fn a_growth_forms_moves_then_converges() {
+    fn a_growth_forms_moves_converges_then_closes_stale_slots() {
         use Phase::*;
         assert_eq!(
             phases(&plan(Decision::Grow, Vec::new())),
-            [Form, MoveSlots, Converge]
+            [Form, MoveSlots, Converge, Stabilize]
         );
         assert_eq!(phases(&plan(Decision::Formed, Vec::new())), []);
         assert_eq!(
             phases(&plan(Decision::Repair, Vec::new())),
-            [Relocate, Converge]
+            [Stabilize, Relocate, Converge]
         );
     }
 
     #[test]
-    fn a_drain_already_done_only_says_so() {
+    fn a_drain_already_done_only_closes_stale_slots_and_says_so() {
         use Phase::*;
-        assert_eq!(phases(&plan(Decision::Drain, Vec::new())), [Drained]);
+        assert_eq!(
+            phases(&plan(Decision::Drain, Vec::new())),
+            [Stabilize, Drained]
+        );
         let meet = Step::Meet { node: 6, peer: 0 };
         assert_eq!(
             phases(&plan(Decision::Drain, vec![meet])),
-            [Form, MoveSlots, Drained]
+            [Form, MoveSlots, Stabilize, Drained]
         );
     }
 }

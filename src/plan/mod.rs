@@ -48,6 +48,7 @@ mod replace;
 mod shape;
 mod shrink;
 pub mod stale_master;
+pub mod stale_slots;
 mod step;
 mod waiting;
 
@@ -224,14 +225,22 @@ pub fn plan_remembering(
     }
     refuse::refuse_open_slots(nodes, observations)?;
     let settled = stale_master::settle(nodes, observations)?;
+    let stale = stabilize(nodes, observations);
     if agreement::check(nodes, layout, observations).is_ok() {
-        return Ok(Plan::new(Decision::Formed, Vec::new()));
+        return Ok(if stale.steps.is_empty() {
+            Plan::new(Decision::Formed, Vec::new())
+        } else {
+            stale
+        });
     }
     if agreement::healthy(nodes, layout, observations).is_ok() {
         // Healthy, but the replicas are not R per master (Redis's replica migration, a failover):
         // re-pointing replicas gives each master its R, no waiting makes it so by itself.
         return Ok(repair::complete(
-            Plan::new(Decision::Repair, Vec::new()),
+            Plan {
+                decision: Decision::Repair,
+                ..stale
+            },
             nodes,
             layout,
             observations,
@@ -288,6 +297,31 @@ pub fn plan_remembering(
         Decision::Partial
     };
     Ok(Plan::new(decision, steps))
+}
+
+/// A *repair* that clears every replica's stale open slot ([`stale_slots`]): one
+/// `CLUSTER SETSLOT <slot> STABLE` on its master each, with a note for the audit trail. No steps
+/// when there is none.
+fn stabilize(nodes: &[Node], observations: &[Observation]) -> Plan {
+    let mut plan = Plan::new(Decision::Repair, Vec::new());
+    for s in stale_slots::stale_slots(observations) {
+        plan.notes.push(format!(
+            "repair: {} (a replica of {}) shows slot {} open ({}) where its master shows no move:              a SETSLOT its master never applied; cleared by CLUSTER SETSLOT {} STABLE on {}",
+            nodes[s.replica].name,
+            nodes[s.master].name,
+            s.slot,
+            s.marker,
+            s.slot,
+            nodes[s.master].name
+        ));
+        plan.steps.push(Step::Stabilize {
+            node: s.master,
+            replica: s.replica,
+            slot: s.slot,
+            marker: s.marker,
+        });
+    }
+    plan
 }
 
 #[cfg(test)]
