@@ -94,14 +94,20 @@ fn became_replica(result: &Result<()>) -> bool {
 
 /// Moves `slots` (at most [`GROUP`]) at `pace`; returns the number of keys that moved.
 pub async fn move_slots(pair: &Pair<'_>, slots: &[u16], pace: &mut keys::Pace) -> Result<u64> {
-    let importing = send(
-        pair.target,
-        slots,
-        "IMPORTING",
-        pair.source_id,
-        "CLUSTER SETSLOT IMPORTING",
-    )
-    .await?;
+    // The target's SETSLOTs take its turn like a source's MIGRATEs: a SETSLOT NODE bumps its
+    // epoch, which it writes and fsyncs to nodes.conf, and a MIGRATE sent meanwhile would hold
+    // its source, and every client of the source, until that fsync is done.
+    let importing = {
+        let _turn = pair.turn.lock().await;
+        send(
+            pair.target,
+            slots,
+            "IMPORTING",
+            pair.source_id,
+            "CLUSTER SETSLOT IMPORTING",
+        )
+        .await?
+    };
     // Resumed after the target took a slot: its keys are all there already.
     let mut open = Vec::with_capacity(slots.len());
     for (&slot, result) in slots.iter().zip(importing) {
@@ -133,7 +139,10 @@ pub async fn move_slots(pair: &Pair<'_>, slots: &[u16], pace: &mut keys::Pace) -
             "CLUSTER SETSLOT NODE",
         )
     };
-    let told = node(pair.target, slots).await?;
+    let told = {
+        let _turn = pair.turn.lock().await;
+        node(pair.target, slots).await?
+    };
     told.into_iter().collect::<Result<Vec<()>>>()?;
     let told = match node(pair.source, slots).await {
         Ok(told) => told,
