@@ -11,8 +11,9 @@
 //! (each move holds its source's lock): moves from different sources overlap, also into one target
 //! (6 → 8 fills the new master from the three old ones at once; Redis imports slots from several
 //! nodes at the same time), but a target restores one source's batch of keys at a time, each
-//! batch sized to block its source for a few milliseconds ([`keys`]): clients never wait long
-//! behind a move. Groups of slots follow each other with no pause. A signal stops a move between
+//! batch sized to block its source for a few milliseconds ([`keys`]), and takes its own
+//! `SETSLOT`s in the same turns (a `SETSLOT NODE` fsyncs its `nodes.conf`, which a `MIGRATE`
+//! into it would wait out, holding its source): clients never wait long behind a move. Groups of slots follow each other with no pause. A signal stops a move between
 //! two groups, never with a slot open.
 
 pub mod functions;

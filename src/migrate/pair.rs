@@ -17,6 +17,7 @@ pub struct Pair<'a> {
     /// Every other master, told the new owner too.
     pub others: &'a [Client],
     /// The target's turn: held for each round trip of `MIGRATE`s into it, so that it restores
-    /// one source's batch at a time (see [`super::keys`]).
+    /// one source's batch at a time (see [`super::keys`]), and for each round trip of
+    /// `SETSLOT`s to it (see [`super::slot`]).
     pub turn: &'a tokio::sync::Mutex<()>,
 }
