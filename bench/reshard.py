@@ -131,6 +131,10 @@ class Writer(threading.Thread):
         self.stop = threading.Event()
         self.acked = []  # indexes whose SET was answered OK
         self.latencies = []
+        # Per write (same order as latencies): when it started, and the node that answered it.
+        self.started = []
+        self.answered_by = []
+        self.last_ip = None
         self.redirects = {"MOVED": 0, "ASK": 0, "TRYAGAIN": 0}
         self.errors = []
 
@@ -150,7 +154,9 @@ class Writer(threading.Thread):
             try:
                 if asking:
                     c.read()
-                return c.read()
+                reply = c.read()
+                self.last_ip = ip
+                return reply
             except RuntimeError as e:  # bench.Conn raises "<ip>: <error line>"
                 kind, *rest = str(e).split(": ", 1)[1].split(" ")
                 if kind == "MOVED":
@@ -174,6 +180,8 @@ class Writer(threading.Thread):
             key = b"w:%d" % i
             if self.request(key, b"SET", key, key) == "OK":
                 self.latencies.append(time.monotonic() - t)
+                self.started.append(t)
+                self.answered_by.append(self.last_ip)
                 self.acked.append(i)
             i += 1
 
@@ -340,6 +348,8 @@ def run_once(tool, args, keys, value_size, block, binary):
                 in_masters += int(c.read())
         lost = writer.verify(conns[0])
         lat = sorted(writer.latencies)
+        result["latency_by"] = latency_breakdown(writer, t0, first_open, done,
+                                                 set(addresses[old:]))
         result.update(
             exit_code=code, balanced_s=None if done is None else round(done, 2),
             keys_moved=moved, keys_per_s=None if not done else round(moved / done),
@@ -361,9 +371,42 @@ def run_once(tool, args, keys, value_size, block, binary):
     finally:
         for c in conns:
             c.close()
+        if args.logs:
+            os.makedirs(args.logs, exist_ok=True)
+            log.seek(0)
+            name = f"{tool}-{keys}x{value_size}-{block}-{int(time.time())}.log"
+            with open(os.path.join(args.logs, name), "wb") as fh:
+                fh.write(log.read())
         log.close()
         cluster.kill()
     return result
+
+
+def latency_breakdown(writer, t0, first_open, done, new_nodes):
+    """What drives the tail: p99 and count of the writes before keys moved, while they moved,
+    and after; and, while they moved, of the writes the new nodes answered and the others."""
+    def summary(lats):
+        lats = sorted(lats)
+        return {"writes": len(lats),
+                "p99_ms": round(1000 * lats[min(len(lats) - 1, int(len(lats) * 0.99))], 2)
+                if lats else None}
+
+    start = t0 + (first_open or 0)
+    end = t0 + (done or 0)
+    phases = {"before": [], "moving": [], "after": []}
+    moving_new, moving_old = [], []
+    for t, lat, ip in zip(writer.started, writer.latencies, writer.answered_by):
+        phase = "before" if t < start else "moving" if t < end else "after"
+        phases[phase].append(lat)
+        if phase == "moving":
+            (moving_new if ip in new_nodes else moving_old).append(lat)
+    out = {k: summary(v) for k, v in phases.items()}
+    out["moving_new_master"] = summary(moving_new)
+    out["moving_old_masters"] = summary(moving_old)
+    slowest = sorted(zip(writer.latencies, writer.started, writer.answered_by), reverse=True)[:5]
+    out["slowest"] = [{"ms": round(1000 * lat, 1), "at_s": round(t - t0, 3), "node": ip}
+                      for lat, t, ip in slowest]
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -453,6 +496,7 @@ def main():
     ap.add_argument("--warmup", type=float, default=1.0, help="seconds of writes before t0")
     ap.add_argument("--run-timeout", type=float, default=1800, help="give up a run after this, s")
     ap.add_argument("--bin", help="the bootstrap binary (default: cargo build --release)")
+    ap.add_argument("--logs", metavar="DIR", help="keep each run's tool output in DIR")
     ap.add_argument("--out", default=os.path.join(bench.ROOT, "bench", "results"),
                     help="where reshard.md, .json and .svg go (default bench/results)")
     ap.add_argument("--smoke", action="store_true",
@@ -477,8 +521,14 @@ def main():
                 runs.append(r)
                 print(f"  {tool} {args.keys} keys × {size} B run {i + 1}: balanced "
                       f"{r['balanced_s']} s, {r['keys_per_s']} keys/s, RSS {r['maxrss_kb']} kB, "
-                      f"writes p99 {r['p99_ms']} ms, lost {r['writes_lost']}; load "
-                      f"{r['load_1m']}", file=sys.stderr)
+                      f"writes p50/p99/max {r['p50_ms']}/{r['p99_ms']}/{r['max_ms']} ms, lost "
+                      f"{r['writes_lost']}; load {r['load_1m']}\n    p99 by phase: "
+                      + ", ".join(f"{k} {v['p99_ms']} ms ({v['writes']})"
+                                  for k, v in r.get("latency_by", {}).items() if k != "slowest")
+                      + "\n    slowest: " + ", ".join(
+                          f"{w['ms']} ms at {w['at_s']} s ({w['node']})"
+                          for w in r.get("latency_by", {}).get("slowest", [])),
+                      file=sys.stderr)
     text = table(runs)
     print(text)
     bench.write_results(args.out, "reshard", info, args, runs, text)

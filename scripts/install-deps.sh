@@ -2,7 +2,7 @@
 # Installs what the demo, the tests and the benchmark need on a fresh Debian 12 (bookworm) machine:
 # - redis-server and redis-cli: Debian's Redis 7.0;
 # - valkey-server and valkey-cli: Valkey 8.0 from bookworm-backports (the tests run against both);
-# - python3 for the benchmark and the schema validator;
+# - python3 (and GNU time) for the benchmark, python3 for the schema validator;
 # - prometheus (with promtool) and prometheus-redis-exporter: Debian's, for the monitoring tests
 #   (the rules' promtool tests, the live Prometheus test) and their fixture capture;
 # - kubernetes-validate (PyPI) in .venv/ of the repository, for the manifest schema tests.
@@ -59,6 +59,8 @@ command -v redis-cli >/dev/null || missing+=(redis-tools)
 command -v python3 >/dev/null || missing+=(python3)
 # tests/manifests_security.rs makes the certificates of its TLS run with it.
 command -v openssl >/dev/null || missing+=(openssl)
+# bench/bench.py reads a short run's peak RSS from GNU time (a sampler of /proc misses it).
+[ -x /usr/bin/time ] || missing+=(time)
 # Debian splits venv (ensurepip) out of python3.
 python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then

@@ -94,8 +94,9 @@ pub struct Tally<'a> {
     nodes: &'a [Node],
     layout: &'a Layout,
     /// Every node's ID, in pod order.
-    ids: &'a [&'a str],
-    index: HashMap<&'a str, usize>,
+    ids: Vec<String>,
+    /// The pod of each ID.
+    index: HashMap<String, usize>,
     problems: Vec<String>,
     /// The first view added; every later view is compared with it.
     first: Option<First>,
@@ -113,15 +114,29 @@ struct First {
 
 impl<'a> Tally<'a> {
     /// A check of the N `nodes`, whose IDs are `ids` (pod order).
-    pub fn new(nodes: &'a [Node], layout: &'a Layout, ids: &'a [&'a str]) -> Tally<'a> {
+    pub fn new(nodes: &'a [Node], layout: &'a Layout, ids: &[&str]) -> Tally<'a> {
         Tally {
             nodes,
             layout,
-            ids,
-            index: ids.iter().enumerate().map(|(i, id)| (*id, i)).collect(),
+            ids: ids.iter().map(|id| id.to_string()).collect(),
+            index: ids
+                .iter()
+                .enumerate()
+                .map(|(i, id)| (id.to_string(), i))
+                .collect(),
             problems: Vec::new(),
             first: None,
         }
+    }
+
+    /// True while every view added agrees, and the first one has the layout's shape with
+    /// exactly R replicas per master: what [`Verdict::is_exact`] would say if no view followed.
+    pub fn clean(&self) -> bool {
+        self.problems.is_empty()
+            && self
+                .first
+                .as_ref()
+                .is_none_or(|first| first.shape_exact.is_none())
     }
 
     /// Checks pod `i`'s observation `o`.
@@ -140,7 +155,7 @@ impl<'a> Tally<'a> {
             .ids
             .iter()
             .zip(nodes)
-            .filter(|(id, _)| !known.contains(**id))
+            .filter(|(id, _)| !known.contains(id.as_str()))
             .map(|(_, n)| n.name.as_str())
             .collect();
         if !unknown.is_empty() {

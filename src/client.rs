@@ -188,6 +188,35 @@ impl Client {
     /// own result, and an error names its own command; the outer error is the connection's.
     /// Nothing at all is sent when one of them is not in [`commands::SENT`].
     pub async fn each(&self, commands: Vec<(redis::Cmd, &str)>) -> Result<Vec<Result<()>>> {
+        self.each_within(commands, COMMAND_TIMEOUT).await
+    }
+
+    /// [`Client::each`], waiting `timeout` for the replies instead of [`COMMAND_TIMEOUT`]: for
+    /// commands the server may hold longer. Giving up early is no option for those: the
+    /// connection then closes with commands still queued on the node, and a node that had sent a
+    /// command on to its replicas drops it unapplied while they keep it.
+    pub async fn each_within(
+        &self,
+        commands: Vec<(redis::Cmd, &str)>,
+        timeout: Duration,
+    ) -> Result<Vec<Result<()>>> {
+        let replies = self.replies_within(commands, timeout).await?;
+        Ok(replies.into_iter().map(|r| r.map(drop)).collect())
+    }
+
+    /// [`Client::each`], keeping each command's reply.
+    pub async fn replies(
+        &self,
+        commands: Vec<(redis::Cmd, &str)>,
+    ) -> Result<Vec<Result<redis::Value>>> {
+        self.replies_within(commands, COMMAND_TIMEOUT).await
+    }
+
+    async fn replies_within(
+        &self,
+        commands: Vec<(redis::Cmd, &str)>,
+        timeout: Duration,
+    ) -> Result<Vec<Result<redis::Value>>> {
         let mut pipe = redis::pipe();
         let mut names = Vec::with_capacity(commands.len());
         for (cmd, what) in commands {
@@ -197,6 +226,7 @@ impl Client {
         }
         pipe.ignore_errors();
         let mut conn = self.conn.clone();
+        conn.set_response_timeout(timeout);
         let results: Vec<redis::RedisResult<redis::Value>> = pipe
             .query_async(&mut conn)
             .await
@@ -204,7 +234,7 @@ impl Client {
         Ok(results
             .into_iter()
             .zip(names)
-            .map(|(result, what)| result.map(drop).map_err(|e| self.classify(what, e)))
+            .map(|(result, what)| result.map_err(|e| self.classify(what, e)))
             .collect())
     }
 }

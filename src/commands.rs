@@ -70,7 +70,9 @@ pub const SENT: &[Entry] = &[
     // Slot migration (grow, drain).
     (
         "cluster|setslot",
-        "migrate: IMPORTING, MIGRATING, NODE on every node",
+        "migrate: IMPORTING, MIGRATING, NODE on every node; stabilize: STABLE on a master that \
+         shows no state for the slot, which replicates it to clear a replica's stale open slot \
+         (Valkey replicates SETSLOT; a replica can keep one its master never applied)",
     ),
     (
         "cluster|countkeysinslot",

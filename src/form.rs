@@ -224,6 +224,9 @@ fn command(step: &Step, nodes: &[Node]) -> (redis::Cmd, &'static str) {
         Step::MoveSlots { .. } | Step::CopyFunctions { .. } => {
             unreachable!("slot moves are run by crate::migrate, never grouped here")
         }
+        Step::Stabilize { .. } => {
+            unreachable!("a stale open slot is cleared by crate::stabilize, once confirmed")
+        }
         Step::Failover { .. } => {
             unreachable!("a placement repair is run by crate::relocate, one move at a time")
         }

@@ -16,7 +16,8 @@
 //! - [`client`]: one connection to one node, with timeouts and AUTH ([`credentials`]); it sends
 //!   only the commands of [`commands`], the one list the production ACL user is built from; over
 //!   [`tls`] when `BOOTSTRAP_TLS_CA_FILE` is set.
-//! - [`observe`]: reads what every node knows of itself and of the cluster.
+//! - [`observe`]: reads what every node knows of itself and of the cluster; [`survey`] reads it
+//!   for the planner, keeping only each node's own line while every view agrees.
 //! - [`plan`]: pure code that turns the observations into a decision and a list of steps, with
 //!   [`layout`] (who is master of which slots, who replicates whom: a [`pairing`], which
 //!   [`plan::placement`] chooses so no replica shares its master's Kubernetes node or zone),
@@ -27,9 +28,12 @@
 //! - [`migrate`]: moves slots and their keys between masters (a growth or a drain).
 //! - [`relocate`]: carries out a placement repair ([`plan::repair`]), one `CLUSTER REPLICATE` or
 //!   manual `CLUSTER FAILOVER` at a time, each waited for.
+//! - [`stabilize`]: clears a replica's stale open slot ([`plan::stale_slots`]) with
+//!   `CLUSTER SETSLOT <slot> STABLE` on its master, once confirmed.
 //! - [`converge`]: waits until every node agrees on the whole topology.
 //! - [`report`]: the result table and the one-line summary.
-//! - [`pipeline`]: runs the phases in order and times each one.
+//! - [`pipeline`]: runs the phases in order and times each one: reads and plans, then carries out
+//!   the decision's phases from one table ([`pipeline::phases`]).
 //! - [`shutdown`]: SIGTERM and SIGINT stop the run at the next safe point.
 //!
 //! [`rdb`] reads RDB files (a backup's snapshots) one key at a time into the payloads `RESTORE`
@@ -74,6 +78,8 @@ pub mod server;
 pub mod settle;
 pub mod shutdown;
 pub mod slots;
+pub mod stabilize;
+pub mod survey;
 pub mod telemetry;
 pub mod tls;
 mod tls_probe;

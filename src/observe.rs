@@ -80,6 +80,11 @@ pub async fn observe_member(client: &Client) -> Result<Observation> {
 /// each on a connection of its own: the views held at once, and the connections open for them.
 pub const AT_ONCE: usize = 4;
 
+/// [`observe`] on a connection of its own, as [`apart`] says.
+pub async fn observe_apart(client: &Client) -> Result<Observation> {
+    apart(client, observe).await
+}
+
 /// [`observe_member`] on a connection of its own, as [`apart`] says.
 pub async fn observe_member_apart(client: &Client) -> Result<Observation> {
     apart(client, observe_member).await
@@ -104,8 +109,19 @@ async fn apart(
 /// Observes every node, [`AT_ONCE`] at a time, each on a connection of its own; in node order.
 pub async fn observe_all(clients: &[Client]) -> Result<Vec<Observation>> {
     stream::iter(clients)
-        .map(|client| apart(client, observe))
+        .map(observe_apart)
         .buffered(AT_ONCE)
+        .try_collect()
+        .await
+}
+
+/// Observes every node, [`AT_ONCE`] at a time, each on a connection of its own, keeping only
+/// its own line of `CLUSTER NODES` (its role, master, slots and open slots); in node order.
+pub async fn observe_selves(clients: &[Client]) -> Result<Vec<Observation>> {
+    stream::iter(clients)
+        .map(observe_apart)
+        .buffered(AT_ONCE)
+        .map_ok(Observation::without_view)
         .try_collect()
         .await
 }

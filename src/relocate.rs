@@ -38,8 +38,16 @@ pub async fn relocate(
     shutdown: &Shutdown,
 ) -> Result<()> {
     let nodes: Vec<Node> = clients.iter().map(|c| c.node.clone()).collect();
-    let total = plan.steps.len();
-    for (done, step) in plan.steps.iter().enumerate() {
+    // A stale open slot's STABLE is `crate::stabilize`'s, before the moves.
+    let moves: Vec<(&Step, Option<&String>)> = plan
+        .steps
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| matches!(s, Step::Replicate { .. } | Step::Failover { .. }))
+        .map(|(i, s)| (s, plan.notes.get(i)))
+        .collect();
+    let total = moves.len();
+    for (done, (step, note)) in moves.into_iter().enumerate() {
         if let Some(signal) = shutdown.requested() {
             return Err(Error::Interrupted {
                 signal,
@@ -59,7 +67,7 @@ pub async fn relocate(
         }
         send(&clients[step.node()], step).await?;
         info!(node = %nodes[step.node()].name, "{}", step.describe(&nodes));
-        if let Some(note) = plan.notes.get(done) {
+        if let Some(note) = note {
             info!("{note}");
         }
         wait_done(clients, &nodes, layout, step, timeout).await?;

@@ -15,7 +15,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use super::slot::Pair;
+use super::pair::Pair;
 use crate::client::Client;
 use crate::{Error, Result};
 

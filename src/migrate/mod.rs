@@ -3,6 +3,7 @@
 //! - [`slot`]: a group of slots' move, one round trip per step (`SETSLOT IMPORTING`/`MIGRATING`,
 //!   the keys, `SETSLOT NODE`);
 //! - [`keys`]: the keys of those slots, in batches (`GETKEYSINSLOT` + `MIGRATE ... KEYS`);
+//! - [`pair`]: the two masters of one move and whom they tell, which both of those work on;
 //! - [`known`]: waits until the masters of each move know each other;
 //! - [`functions`]: `FUNCTION DUMP`/`RESTORE` onto new masters.
 //!
@@ -10,13 +11,15 @@
 //! (each move holds its source's lock): moves from different sources overlap, also into one target
 //! (6 → 8 fills the new master from the three old ones at once; Redis imports slots from several
 //! nodes at the same time), but a target restores one source's batch of keys at a time, each
-//! batch sized to block its source for a few milliseconds ([`keys`]): clients never wait long
-//! behind a move. Groups of slots follow each other with no pause. A signal stops a move between
+//! batch sized to block its source for a few milliseconds ([`keys`]), and takes its own
+//! `SETSLOT`s in the same turns (a `SETSLOT NODE` fsyncs its `nodes.conf`, which a `MIGRATE`
+//! into it would wait out, holding its source): clients never wait long behind a move. Groups of slots follow each other with no pause. A signal stops a move between
 //! two groups, never with a slot open.
 
 pub mod functions;
 pub mod keys;
 pub mod known;
+pub mod pair;
 pub mod slot;
 
 use std::time::{Duration, Instant};
@@ -114,7 +117,7 @@ async fn one_move(
         .filter(|m| *m != from && *m != to)
         .map(|&m| clients[m].clone())
         .collect();
-    let pair = slot::Pair {
+    let pair = pair::Pair {
         source: &clients[*from],
         source_id: from_id,
         target: &clients[*to],

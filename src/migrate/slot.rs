@@ -4,32 +4,18 @@
 //! master. Safe to run again on slots left open at any of these points: a target that already
 //! owns a slot only needs the others told.
 
+use std::time::Duration;
+
 use futures::future::try_join_all;
 
 use super::keys;
-use crate::client::Client;
+use super::pair::Pair;
+use crate::client::{self, Client};
 use crate::{Error, Result};
 
 /// Slots opened at once between one source and one target: one round trip per step for all of
 /// them. At most this many slots are open when a run is killed; each is finished by the next run.
 pub const GROUP: usize = 64;
-
-/// The nodes one move talks to, and their IDs.
-pub struct Pair<'a> {
-    /// The master giving the slots.
-    pub source: &'a Client,
-    /// Its node ID.
-    pub source_id: &'a str,
-    /// The master receiving them.
-    pub target: &'a Client,
-    /// Its node ID.
-    pub target_id: &'a str,
-    /// Every other master, told the new owner too.
-    pub others: &'a [Client],
-    /// The target's turn: held for each round trip of `MIGRATE`s into it, so that it restores
-    /// one source's batch at a time (see [`keys`]).
-    pub turn: &'a tokio::sync::Mutex<()>,
-}
 
 /// `CLUSTER SETSLOT <slot> <state> <id>` for each slot.
 fn setslot<'a>(slots: &[u16], state: &str, id: &str, what: &'a str) -> Vec<(redis::Cmd, &'a str)> {
@@ -46,10 +32,24 @@ fn setslot<'a>(slots: &[u16], state: &str, id: &str, what: &'a str) -> Vec<(redi
 /// Times a `SETSLOT` refused with `NOREPLICAS` is sent again, 100 ms apart and more.
 const RETRIES: u64 = 5;
 
-/// `CLUSTER SETSLOT <slot> <state> <id>` for each slot, in one round trip. Valkey 8 replicates a
-/// `SETSLOT` to the node's replicas first and answers `NOREPLICAS` when one does not acknowledge it
-/// in time (a replica still syncing, a busy machine): those slots are sent again (the command is
-/// idempotent), and the last answer stands.
+/// How long Valkey 8 holds one `SETSLOT` while the node's replicas acknowledge it (its default
+/// `TIMEOUT`), before it answers `NOREPLICAS`.
+pub const REPLICA_WAIT: Duration = Duration::from_secs(2);
+
+/// How long a round trip of `count` `SETSLOT`s may take: the node runs them one after the other,
+/// each held up to [`REPLICA_WAIT`] when a replica is slow (a busy machine, an fsync). Giving up
+/// sooner would close the connection with `SETSLOT`s queued: Valkey drops the one it holds
+/// unapplied, while its replicas keep it, open, on their own (see `crate::plan::stale_slots`).
+pub fn round_trip(count: usize) -> Duration {
+    client::COMMAND_TIMEOUT + REPLICA_WAIT * count as u32
+}
+
+/// `CLUSTER SETSLOT <slot> <state> <id>` for each slot, in one round trip, given all the time
+/// the node may take ([`round_trip`]). Valkey 8 replicates a `SETSLOT` to the node's replicas
+/// first and answers `NOREPLICAS` when one does not acknowledge it in time (a replica still
+/// syncing, a busy machine): those slots are sent again (the command is idempotent), and the last
+/// answer stands. A replica that applied a `SETSLOT` its master answered `NOREPLICAS` to keeps
+/// the slot open alone: the stale slot the run clears after its moves (`crate::stabilize`).
 async fn send(
     client: &Client,
     slots: &[u16],
@@ -57,7 +57,9 @@ async fn send(
     id: &str,
     what: &'static str,
 ) -> Result<Vec<Result<()>>> {
-    let mut results = client.each(setslot(slots, state, id, what)).await?;
+    let mut results = client
+        .each_within(setslot(slots, state, id, what), round_trip(slots.len()))
+        .await?;
     for attempt in 1..=RETRIES {
         let again: Vec<usize> = (0..slots.len())
             .filter(|&i| says(&results[i], "NOREPLICAS"))
@@ -67,7 +69,9 @@ async fn send(
         }
         tokio::time::sleep(std::time::Duration::from_millis(100 * attempt)).await;
         let retry: Vec<u16> = again.iter().map(|&i| slots[i]).collect();
-        let answers = client.each(setslot(&retry, state, id, what)).await?;
+        let answers = client
+            .each_within(setslot(&retry, state, id, what), round_trip(retry.len()))
+            .await?;
         for (i, answer) in again.into_iter().zip(answers) {
             results[i] = answer;
         }
@@ -90,14 +94,20 @@ fn became_replica(result: &Result<()>) -> bool {
 
 /// Moves `slots` (at most [`GROUP`]) at `pace`; returns the number of keys that moved.
 pub async fn move_slots(pair: &Pair<'_>, slots: &[u16], pace: &mut keys::Pace) -> Result<u64> {
-    let importing = send(
-        pair.target,
-        slots,
-        "IMPORTING",
-        pair.source_id,
-        "CLUSTER SETSLOT IMPORTING",
-    )
-    .await?;
+    // The target's SETSLOTs take its turn like a source's MIGRATEs: a SETSLOT NODE bumps its
+    // epoch, which it writes and fsyncs to nodes.conf, and a MIGRATE sent meanwhile would hold
+    // its source, and every client of the source, until that fsync is done.
+    let importing = {
+        let _turn = pair.turn.lock().await;
+        send(
+            pair.target,
+            slots,
+            "IMPORTING",
+            pair.source_id,
+            "CLUSTER SETSLOT IMPORTING",
+        )
+        .await?
+    };
     // Resumed after the target took a slot: its keys are all there already.
     let mut open = Vec::with_capacity(slots.len());
     for (&slot, result) in slots.iter().zip(importing) {
@@ -129,7 +139,10 @@ pub async fn move_slots(pair: &Pair<'_>, slots: &[u16], pace: &mut keys::Pace) -
             "CLUSTER SETSLOT NODE",
         )
     };
-    let told = node(pair.target, slots).await?;
+    let told = {
+        let _turn = pair.turn.lock().await;
+        node(pair.target, slots).await?
+    };
     told.into_iter().collect::<Result<Vec<()>>>()?;
     let told = match node(pair.source, slots).await {
         Ok(told) => told,

@@ -70,16 +70,9 @@ pub(super) fn grow(
         observations,
         layout.replicas_per_master,
     )?;
-    let balanced = {
-        let counts: Vec<usize> = owners
-            .iter()
-            .map(|&i| slots::count(&me(i).expect("an owner").slots))
-            .collect();
-        let share = slots::SLOTS as usize / layout.masters;
-        counts.iter().all(|c| (share..=share + 1).contains(c))
-    };
     // Nothing to move: at most more replicas per master, which *partial* adds as it always did.
-    if masters_to_add == 0 && balanced && open_slots(observations).is_empty() {
+    if masters_to_add == 0 && balanced(layout, observations) && open_slots(observations).is_empty()
+    {
         return None;
     }
     // The cluster owns every slot: a pod outside it that holds data would be lost or doubled. A new
@@ -117,6 +110,17 @@ pub(super) fn grow(
         new_masters,
         &replicas,
     ))
+}
+
+/// True when every master that owns slots (by its own line) holds 16384/M of them, or one more:
+/// nothing for a grow to move. Reads only each node's own line.
+pub(super) fn balanced(layout: &Layout, observations: &[Observation]) -> bool {
+    let share = slots::SLOTS as usize / layout.masters;
+    observations
+        .iter()
+        .filter_map(|o| o.myself())
+        .filter(|me| !me.flags.replica && me.has_slots())
+        .all(|me| (share..=share + 1).contains(&slots::count(&me.slots)))
 }
 
 /// Whom each new replica follows: masters lacking replicas, round-robin by index (new replica j of

@@ -48,6 +48,7 @@ mod replace;
 mod shape;
 mod shrink;
 pub mod stale_master;
+pub mod stale_slots;
 mod step;
 mod waiting;
 
@@ -109,6 +110,38 @@ impl fmt::Display for Decision {
     }
 }
 
+impl Decision {
+    /// What the decision means, for the log line that announces the plan.
+    pub fn explain(self) -> &'static str {
+        match self {
+            Decision::Formed => "the cluster is formed and every node agrees; nothing to do",
+            Decision::Fresh => "every node is empty and alone; forming the cluster",
+            Decision::Partial => "an earlier run was interrupted; finishing what is missing",
+            Decision::Reconnect => "the nodes lost each other (new addresses); re-introducing them",
+            Decision::Settling => "the cluster is complete; waiting for every node to agree",
+            Decision::Grow => {
+                "the StatefulSet grew by whole shards; adding them and moving their share of slots"
+            }
+            Decision::Drain => {
+                "BOOTSTRAP_DRAIN_TO is set: moving every slot off the highest pods before the StatefulSet shrinks"
+            }
+            Decision::Shrink => {
+                "the StatefulSet shrank: forgetting the removed pods' node IDs on every node"
+            }
+            Decision::Repair => {
+                "the cluster is healthy but its replicas are not R per master, or share a machine \
+                 with their master: re-pairing them one move at a time"
+            }
+            Decision::Waiting => {
+                "a pod just left and not every node flags it fail yet; waiting for them to agree"
+            }
+            Decision::Replace => {
+                "a pod lost its volume and came back empty; forgetting its old node ID and adding it as a replica"
+            }
+        }
+    }
+}
+
 /// The decision, the steps that carry it out in order, and what the audit trail should say.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
@@ -129,6 +162,21 @@ impl Plan {
             notes: Vec::new(),
         }
     }
+}
+
+/// The plan of a run whose every view agreed on the formed cluster with no slot open
+/// ([`crate::survey`]), made from each node's own line alone: *formed*, as [`plan`] decides from
+/// such views, unless a drain is due or the masters' slots are not balanced ±1 (a *grow*
+/// rebalances them). `None` then: the planner needs the whole views.
+pub fn plan_agreed(
+    nodes: &[Node],
+    layout: &Layout,
+    observations: &[Observation],
+    drain_to: Option<usize>,
+) -> Option<Plan> {
+    let draining = drain_to.is_some_and(|d| nodes.len() > d);
+    (!draining && grow::balanced(layout, observations))
+        .then(|| Plan::new(Decision::Formed, Vec::new()))
 }
 
 /// Decides what to do. `observations[i]` is what `nodes[i]` said. `Err` is a refusal.
@@ -177,14 +225,22 @@ pub fn plan_remembering(
     }
     refuse::refuse_open_slots(nodes, observations)?;
     let settled = stale_master::settle(nodes, observations)?;
+    let stale = stabilize(nodes, observations);
     if agreement::check(nodes, layout, observations).is_ok() {
-        return Ok(Plan::new(Decision::Formed, Vec::new()));
+        return Ok(if stale.steps.is_empty() {
+            Plan::new(Decision::Formed, Vec::new())
+        } else {
+            stale
+        });
     }
     if agreement::healthy(nodes, layout, observations).is_ok() {
         // Healthy, but the replicas are not R per master (Redis's replica migration, a failover):
         // re-pointing replicas gives each master its R, no waiting makes it so by itself.
         return Ok(repair::complete(
-            Plan::new(Decision::Repair, Vec::new()),
+            Plan {
+                decision: Decision::Repair,
+                ..stale
+            },
             nodes,
             layout,
             observations,
@@ -241,6 +297,31 @@ pub fn plan_remembering(
         Decision::Partial
     };
     Ok(Plan::new(decision, steps))
+}
+
+/// A *repair* that clears every replica's stale open slot ([`stale_slots`]): one
+/// `CLUSTER SETSLOT <slot> STABLE` on its master each, with a note for the audit trail. No steps
+/// when there is none.
+fn stabilize(nodes: &[Node], observations: &[Observation]) -> Plan {
+    let mut plan = Plan::new(Decision::Repair, Vec::new());
+    for s in stale_slots::stale_slots(observations) {
+        plan.notes.push(format!(
+            "repair: {} (a replica of {}) shows slot {} open ({}) where its master shows no move:              a SETSLOT its master never applied; cleared by CLUSTER SETSLOT {} STABLE on {}",
+            nodes[s.replica].name,
+            nodes[s.master].name,
+            s.slot,
+            s.marker,
+            s.slot,
+            nodes[s.master].name
+        ));
+        plan.steps.push(Step::Stabilize {
+            node: s.master,
+            replica: s.replica,
+            slot: s.slot,
+            marker: s.marker,
+        });
+    }
+    plan
 }
 
 #[cfg(test)]

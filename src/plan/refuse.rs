@@ -47,14 +47,20 @@ pub(super) fn refuse_unsafe(
     Ok(())
 }
 
-/// An open (migrating or importing) slot that no grow or drain of this run will finish.
+/// An open (migrating or importing) slot that no grow or drain of this run will finish. A
+/// replica's stale one ([`super::stale_slots`]) is no move: a *repair* clears it.
 pub(super) fn refuse_open_slots(
     nodes: &[Node],
     observations: &[Observation],
 ) -> Result<(), String> {
-    for (node, o) in nodes.iter().zip(observations) {
+    let stale = super::stale_slots::stale_slots(observations);
+    for (i, (node, o)) in nodes.iter().zip(observations).enumerate() {
         for line in &o.nodes {
-            if let Some(open) = line.open_slots.first() {
+            let mut moving = line
+                .open_slots
+                .iter()
+                .filter(|m| !stale.iter().any(|s| s.replica == i && s.marker == **m));
+            if let Some(open) = moving.next() {
                 return Err(format!(
                     "{node} reports open slot {open} (a resharding in progress): finish or cancel it with \
                      `redis-cli --cluster fix`, then run the bootstrap again"

@@ -618,8 +618,11 @@ pub fn complete(
     };
     let id = |p: usize| observations[p].id.clone();
     let mut masters: Vec<usize> = shards.iter().map(|(m, _)| *m).collect();
-    let mut steps = Vec::new();
-    let mut notes = Vec::new();
+    // A replica's stale open slot is cleared first ([`super::stale_slots`]), then the moves.
+    let (mut steps, mut notes) = match plan.decision {
+        Decision::Repair => (plan.steps, plan.notes),
+        _ => (Vec::new(), Vec::new()),
+    };
     for mv in &repair.moves {
         let shard_of = |p: usize| masters.iter().position(|&m| m == p);
         match *mv {

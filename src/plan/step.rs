@@ -53,6 +53,18 @@ pub enum Step {
         /// The master's node ID.
         master_id: String,
     },
+    /// `CLUSTER SETSLOT <slot> STABLE` on a master that shows no state for the slot, which
+    /// replicates it to its replicas: clears a replica's stale open slot ([`super::stale_slots`]).
+    Stabilize {
+        /// The master, told the slot is stable.
+        node: usize,
+        /// Its replica that shows the slot open.
+        replica: usize,
+        /// The slot.
+        slot: u16,
+        /// How the replica shows it (`[42-<-<id>]`).
+        marker: String,
+    },
     /// Moves slots from one master to another with their keys ([`crate::migrate`]): a growth or a
     /// drain.
     MoveSlots {
@@ -89,6 +101,7 @@ impl Step {
             | Step::Forget { node, .. }
             | Step::Replicate { node, .. }
             | Step::Failover { node, .. }
+            | Step::Stabilize { node, .. }
             | Step::CopyFunctions { node, .. } => *node,
             Step::MoveSlots { from, .. } => *from,
         }
@@ -130,6 +143,15 @@ impl Step {
                     nodes[*master].name
                 )
             }
+            Step::Stabilize {
+                replica,
+                slot,
+                marker,
+                ..
+            } => format!(
+                "{on}: CLUSTER SETSLOT {slot} STABLE (clears {}'s stale {marker})",
+                nodes[*replica].name
+            ),
             Step::MoveSlots {
                 from, to, slots, ..
             } => format!(

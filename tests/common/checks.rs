@@ -234,13 +234,24 @@ pub async fn writer(
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     written: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 ) {
+    writer_from(nodes, "live", stop, written).await
+}
+
+/// [`writer`], writing `<prefix>:0`, `<prefix>:1`, ...: a second writer's keys apart from the
+/// first's.
+pub async fn writer_from(
+    nodes: Vec<std::net::SocketAddr>,
+    prefix: &str,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    written: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
     let urls: Vec<String> = nodes.iter().map(|a| format!("redis://{a}/")).collect();
     let client = redis::cluster::ClusterClient::new(urls).unwrap();
     let mut conn = client.get_async_connection().await.unwrap();
     let mut i = 0;
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
         let set = redis::cmd("SET")
-            .arg(format!("live:{i}"))
+            .arg(format!("{prefix}:{i}"))
             .arg(i)
             .query_async::<()>(&mut conn)
             .await;
@@ -256,11 +267,16 @@ pub async fn writer(
 
 /// How many of `live:0..count` read back with their value.
 pub async fn read_live(nodes: &[RedisNode], count: usize) -> usize {
+    read_from(nodes, "live", count).await
+}
+
+/// How many of `<prefix>:0..count` ([`writer_from`]) read back with their value.
+pub async fn read_from(nodes: &[RedisNode], prefix: &str, count: usize) -> usize {
     let mut conn = cluster_connection(nodes).await;
     let mut found = 0;
     for i in 0..count {
         let v: Option<usize> = redis::cmd("GET")
-            .arg(format!("live:{i}"))
+            .arg(format!("{prefix}:{i}"))
             .query_async(&mut conn)
             .await
             .unwrap();

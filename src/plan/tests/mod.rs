@@ -199,7 +199,7 @@ fn fresh_nodes_get_the_whole_plan_in_order() {
             Step::Replicate { .. } => 3,
             Step::Forget { .. } => 4,
             Step::CopyFunctions { .. } | Step::MoveSlots { .. } => 5,
-            Step::Failover { .. } => 6,
+            Step::Failover { .. } | Step::Stabilize { .. } => 6,
         })
         .collect();
     assert!(kinds.is_sorted(), "{kinds:?}");
@@ -407,6 +407,38 @@ fn refuses_open_slots() {
     let mut obs = cluster(&PAIRS, &SIX, here);
     obs[0].nodes[0].open_slots.push(format!("[93->-{}]", id(1)));
     assert_refused(&obs, &["open slot", "redis-app-0"]);
+}
+
+/// Valkey replicates `SETSLOT` to replicas; one that applied a `SETSLOT` its master never did
+/// (`NOREPLICAS`) shows the slot open alone: a repair clears it on its master, never a refusal.
+#[test]
+fn a_replicas_stale_open_slot_is_repaired_and_a_move_in_progress_refused() {
+    let layout = Layout::new(6, 1).unwrap();
+    let mut obs = cluster(&PAIRS, &SIX, here);
+    // Pod 4 replicates pod 1, which shows no state for slot 93.
+    obs[4].nodes[4].open_slots.push(format!("[93-<-{}]", id(0)));
+    let p = plan(&pods(6), &layout, &obs).unwrap();
+    assert_eq!(p.decision, Decision::Repair);
+    assert_eq!(
+        p.steps,
+        [Step::Stabilize {
+            node: 1,
+            replica: 4,
+            slot: 93,
+            marker: format!("[93-<-{}]", id(0)),
+        }]
+    );
+    assert!(p.notes[0].contains("redis-app-4"), "{:?}", p.notes);
+    assert_eq!(
+        p.steps[0].describe(&pods(6)),
+        format!(
+            "redis-app-1 (127.0.0.12:6379): CLUSTER SETSLOT 93 STABLE (clears redis-app-4's stale [93-<-{}])",
+            id(0)
+        )
+    );
+    // Its master imports slot 93 too: a move in progress, refused as any other open slot.
+    obs[1].nodes[1].open_slots.push(format!("[93-<-{}]", id(0)));
+    assert_refused(&obs, &["open slot", "redis-app-1"]);
 }
 
 #[test]
