@@ -47,6 +47,7 @@
 //! maps to.
 
 pub mod agreement;
+pub mod backup;
 pub mod client;
 pub mod cluster_nodes;
 pub mod commands;
@@ -55,6 +56,7 @@ pub mod converge;
 pub mod credentials;
 mod error;
 pub mod form;
+pub mod job;
 pub mod kubernetes;
 pub mod layout;
 pub mod migrate;
@@ -70,10 +72,14 @@ pub mod rdb;
 pub mod relocate;
 pub mod report;
 pub mod resolve;
+pub mod resp;
+pub mod restore;
 pub mod server;
+pub mod serving;
 pub mod settle;
 pub mod shutdown;
 pub mod slots;
+pub mod store;
 pub mod telemetry;
 pub mod tls;
 mod tls_probe;

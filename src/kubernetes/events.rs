@@ -114,6 +114,18 @@ pub async fn record(client: Client, target: &Target, result: &Result<Summary>) {
     }
 }
 
+/// Records one Event regarding the StatefulSet of `target` (a backup's, a restore's). Never
+/// fails: a failure is logged as a warning.
+pub async fn record_one(client: Client, target: &Target, record: &Record) {
+    let regarding = regarding(&client, target).await;
+    publish(client, target, &regarding, record).await;
+}
+
+/// `text` as an Event's note: at most 1 kB.
+pub fn note(text: String) -> String {
+    truncate(text, NOTE_LIMIT)
+}
+
 /// A Warning `SharedFailureDomain` beside a run's Event, when shards share a node or zone. Only on
 /// runs that record an Event at all: a formed cluster costs no Event (the CronJob would repeat it
 /// every minute); its log says it on every run.
