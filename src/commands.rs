@@ -475,7 +475,7 @@ mod tests {
                 .arg("FAILOVER")
                 .arg("TAKEOVER")
                 .clone(),
-            redis::cmd("SET").arg("k").arg("v").clone(),
+            redis::cmd("KEYS").arg("*").clone(),
             redis::cmd("RESTORE-ASKING").arg("k").clone(),
         ] {
             let err = check(&cmd).unwrap_err().to_string();

@@ -45,7 +45,12 @@ enum Kind {
 impl Location {
     /// Parses `BOOTSTRAP_BACKUP_URL`: a path, `file:///path` or `s3://bucket[/prefix]`.
     pub fn parse(value: &str) -> Result<Location> {
-        let written = value.trim().trim_end_matches('/').to_string();
+        let value = value.trim();
+        // Trailing slashes go, but not those of a bare scheme (`s3://` is no bucket, not `s3:`).
+        let written = match value.split_once("://") {
+            Some((scheme, rest)) => format!("{scheme}://{}", rest.trim_end_matches('/')),
+            None => value.trim_end_matches('/').to_string(),
+        };
         let bad = |why: &str| {
             Error::Config(format!(
                 "BOOTSTRAP_BACKUP_URL={value:?} is not valid: {why}; expected a directory (/backups \
