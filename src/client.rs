@@ -174,6 +174,19 @@ impl Client {
             .map_err(|e| self.classify(what, e))
     }
 
+    /// Sends a pipeline of a restore's replayed writes (and its own commands), in one round
+    /// trip: each command is the tool's own ([`commands::check`]) or a recorded write that may be
+    /// replayed ([`commands::check_replayed`]); nothing at all is sent otherwise.
+    pub async fn replay<T: FromRedisValue>(&self, pipe: &redis::Pipeline, what: &str) -> Result<T> {
+        pipe.cmd_iter().try_for_each(|cmd| {
+            commands::check_as(cmd, self.sender).or_else(|_| commands::check_replayed(cmd))
+        })?;
+        let mut conn = self.conn.clone();
+        pipe.query_async(&mut conn)
+            .await
+            .map_err(|e| self.classify(what, e))
+    }
+
     /// The user and password this connection authenticated with (`MIGRATE` authenticates to its
     /// target with the ones its connection to the target was accepted with).
     pub fn login(&self) -> Option<&Login> {

@@ -162,8 +162,8 @@ pub const RESTORE: &[Entry] = &[
         "route a recorded write to the master that owns its key's slot",
     ),
     (
-        "function|load",
-        "load the functions of the backup on every master (a library already there is left)",
+        "function|restore",
+        "load the backup's function libraries on every master (a library already there is left)",
     ),
     (
         "get",
