@@ -266,14 +266,27 @@ impl Store {
         Ok(())
     }
 
-    /// A storage failure: retryable (exit 1), naming the location and what was being done.
+    /// A storage failure naming the location and what was being done: credentials refused are
+    /// configuration (exit 2), anything else retryable (exit 1).
     pub fn failed(&self, what: &str, e: object_store::Error) -> Error {
-        Error::Storage(format!(
+        let text = format!(
             "{what} at BOOTSTRAP_BACKUP_URL={}: {}",
             self.location,
-            crate::one_line(&e)
-        ))
+            flat(&crate::one_line(&e))
+        );
+        match e {
+            object_store::Error::PermissionDenied { .. }
+            | object_store::Error::Unauthenticated { .. } => Error::Config(format!(
+                "{text} (check the AWS_* credentials and the bucket's permissions)"
+            )),
+            _ => Error::Storage(text),
+        }
     }
+}
+
+/// A message on one line: a storage server's error body may hold XML over several lines.
+pub fn flat(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// The name of a backup started at `now`: its UTC time to the millisecond, which sorts in time

@@ -73,11 +73,19 @@ impl Upload {
     }
 
     fn io_failed(&self, e: std::io::Error) -> Error {
-        Error::Storage(format!(
-            "write {} at BOOTSTRAP_BACKUP_URL={}: {e}",
+        let text = format!(
+            "write {} at BOOTSTRAP_BACKUP_URL={}: {}",
             self.name,
-            self.store.location()
-        ))
+            self.store.location(),
+            super::flat(&e.to_string())
+        );
+        if e.kind() == std::io::ErrorKind::PermissionDenied {
+            Error::Config(format!(
+                "{text} (check the AWS_* credentials and the bucket's permissions)"
+            ))
+        } else {
+            Error::Storage(text)
+        }
     }
 }
 
