@@ -21,6 +21,9 @@ use crate::{Error, Result};
 /// the next bytes.
 pub const SILENCE: Duration = Duration::from_secs(60);
 
+/// How often a silent link ACKs the offset it reached, as a replica does.
+const ACK_EVERY: Duration = Duration::from_millis(500);
+
 /// A byte stream to a node, plaintext or TLS.
 trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
@@ -176,9 +179,35 @@ impl Link {
         let mut reached = self.offset;
         let mut commands = Commands::new();
         let mut buf = vec![0u8; 1 << 16];
+        let mut silent = Duration::ZERO;
         while reached < cut {
             let want = buf.len().min((cut - reached) as usize);
-            let n = self.read(&mut buf[..want]).await?;
+            // A replica ACKs every second, and a diskless master starts the stream only on an ACK
+            // that comes once it counts the replica online: so ACK while the stream is silent.
+            let n = match tokio::time::timeout(ACK_EVERY, self.io.read(&mut buf[..want])).await {
+                Err(_) if silent < SILENCE => {
+                    silent += ACK_EVERY;
+                    self.ack(reached - commands.pending() as u64).await?;
+                    continue;
+                }
+                Err(_) => {
+                    return Err(io_failed(
+                        &self.node,
+                        "read the replication stream",
+                        std::io::ErrorKind::TimedOut.into(),
+                    ));
+                }
+                Ok(Err(e)) => return Err(io_failed(&self.node, "read the replication stream", e)),
+                Ok(Ok(0)) => {
+                    return Err(io_failed(
+                        &self.node,
+                        "read the replication stream",
+                        std::io::ErrorKind::UnexpectedEof.into(),
+                    ));
+                }
+                Ok(Ok(n)) => n,
+            };
+            silent = Duration::ZERO;
             sink(&buf[..n]).await?;
             reached += n as u64;
             commands.push(&buf[..n]);

@@ -1,0 +1,597 @@
+//! `backup` and `restore` on real nodes: one source cluster (3 masters, 3 replicas) holding every
+//! data type, with and without TTLs, large values, functions, and a client writing a numbered
+//! sequence across every slot range while the backup runs; its backup restored into clusters of
+//! 3, 2, 4 and 6 masters (one from a real S3 server, SeaweedFS), each compared key by key; a
+//! restore SIGKILLed mid-way and run again; every refusal (a target with keys, a target with a
+//! slot moving, a source not formed, a missing and a corrupt file) clear and writing nothing;
+//! the write pause as the masters measured it. `tests/backup_secure.rs` does the same over TLS
+//! with the ACL users, and from Redis 7.0 into Valkey 8.
+//!
+//! Addresses: `127.30.1.0/24` (the S3 server on .1), the source on `127.30.2.0/24`, the targets on
+//! `127.30.3-7.0/24`.
+
+mod common;
+mod s3;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::*;
+
+/// Plain keys spread over every slot (enough for a restore to be SIGKILLed in the middle).
+const FILL: usize = 60_000;
+
+#[test]
+fn backup_is_one_cut_and_restores_into_any_shape() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let s3_dir = tempfile::tempdir().unwrap();
+    let (s3, (source, targets)) = std::thread::scope(|s| {
+        let s3 = s.spawn(|| s3::Server::start("127.30.1.1", s3_dir.path()));
+        let clusters = s.spawn(|| {
+            let source = start_at(2, 6, &Options::default());
+            let targets: Vec<Vec<RedisNode>> = [(3, 3), (4, 2), (5, 4), (6, 6), (7, 3)]
+                .iter()
+                .map(|&(block, n)| start_at(block, n, &Options::default()))
+                .collect();
+            (source, targets)
+        });
+        (s3.join().unwrap(), clusters.join().unwrap())
+    });
+    let backups = tempfile::tempdir().unwrap();
+    let dir = backups.path().display().to_string();
+
+    // A source that is not formed yet: refused, nothing written.
+    let refused = run(&source, "backup", &dir, &[]);
+    assert_eq!(refused.code, 3, "{refused:?}");
+    assert!(
+        refused.stderr.contains("not formed and agreed"),
+        "{refused:?}"
+    );
+    assert_eq!(std::fs::read_dir(backups.path()).unwrap().count(), 0);
+
+    let formed = run_static(&source);
+    assert_eq!(formed.code, 0, "{formed:?}");
+    fill(&source, FILL);
+    rt.block_on(write_every_type(&source));
+    wait_replicated(&source);
+
+    // The backup, while a client writes seq:0, seq:1, ... one after the other.
+    let stop = Arc::new(AtomicBool::new(false));
+    let written = Arc::new(AtomicUsize::new(0));
+    let writer = rt.spawn(sequence(
+        source.iter().map(|n| n.addr).collect(),
+        stop.clone(),
+        written.clone(),
+    ));
+    wait_until("the writer to start", Duration::from_secs(20), || {
+        written.load(Ordering::Relaxed) >= 200
+    });
+    let backup = run(&source, "backup", &dir, &[]);
+    stop.store(true, Ordering::Relaxed);
+    rt.block_on(writer).unwrap();
+    assert_eq!(backup.code, 0, "{backup:?}");
+    let url = backup_url(&backup);
+    let manifest = manifest(Path::new(&url));
+    let pause_us = manifest["pause_us"].as_u64().unwrap();
+    println!("write pause measured on the masters: {pause_us} µs");
+    // The tool bounds it: a cut whose pause reached its 1000 ms timeout is made again.
+    assert!(pause_us < 1_000_000, "{manifest}");
+    assert_eq!(manifest["shards"].as_array().unwrap().len(), 3);
+
+    // The same data to S3.
+    let on_s3 = run(&source, "backup", "s3://backups/redis/source", &s3.env());
+    assert_eq!(on_s3.code, 0, "{on_s3:?}");
+    let s3_url = backup_url(&on_s3);
+    assert!(
+        s3_url.starts_with("s3://backups/redis/source/"),
+        "{on_s3:?}"
+    );
+
+    let [three, two, four, six, spare]: [Vec<RedisNode>; 5] = targets.try_into().ok().unwrap();
+    std::thread::scope(|s| {
+        for nodes in [&three, &four, &six, &spare] {
+            s.spawn(move || form_masters(nodes));
+        }
+        s.spawn(|| form_two(&two));
+    });
+
+    // Refusals, each writing nothing.
+    let broken = tempfile::tempdir().unwrap();
+    let copy = copy_backup(Path::new(&url), broken.path(), "missing");
+    std::fs::remove_file(copy.join("shard-1.tail")).unwrap();
+    let missing = run(&two, "restore", &copy.display().to_string(), &[]);
+    assert_eq!(missing.code, 3, "{missing:?}");
+    assert!(
+        missing.stderr.contains("shard-1.tail is missing"),
+        "{missing:?}"
+    );
+    let copy = copy_backup(Path::new(&url), broken.path(), "corrupt");
+    let rdb = copy.join("shard-0.rdb");
+    let mut bytes = std::fs::read(&rdb).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&rdb, bytes).unwrap();
+    let corrupt = run(&two, "restore", &copy.display().to_string(), &[]);
+    assert_eq!(corrupt.code, 3, "{corrupt:?}");
+    assert!(
+        corrupt.stderr.contains("shard-0.rdb is corrupt"),
+        "{corrupt:?}"
+    );
+    assert_eq!(keys(&two), 0);
+    let other = four[1].id();
+    four[0].cli(&["cluster", "setslot", "0", "migrating", &other]);
+    let moving = run(&four, "restore", &url, &[]);
+    assert_eq!(moving.code, 3, "{moving:?}");
+    assert!(moving.stderr.contains("moving"), "{moving:?}");
+    four[0].cli(&["cluster", "setslot", "0", "stable"]);
+    assert_eq!(keys(&four), 0);
+
+    // 3 -> 3 (from S3), 3 -> 2, 3 -> 4, 3 -> 6: every key as it was at the cut.
+    let expected = rt.block_on(snapshot_of_types(&source));
+    let mut cut: Option<usize> = None;
+    for (target, from, env) in [
+        (&three, s3_url.as_str(), s3.env()),
+        (&two, url.as_str(), vec![]),
+        (&four, url.as_str(), vec![]),
+        (&six, dir.as_str(), vec![]),
+    ] {
+        let restored = run(target, "restore", from, &env);
+        assert_eq!(restored.code, 0, "{restored:?}");
+        assert!(restored.stdout.contains("verified:"), "{restored:?}");
+        assert_eq!(rt.block_on(snapshot_of_types(target)), expected);
+        let prefix = rt.block_on(prefix_of_sequence(target, &written));
+        if from == s3_url {
+            // Taken once the writer had stopped: every acknowledged write.
+            assert_eq!(prefix, written.load(Ordering::Relaxed));
+        } else {
+            // Every restore of the same cut holds the same prefix of the sequence.
+            assert_eq!(*cut.get_or_insert(prefix), prefix);
+        }
+    }
+
+    // A target that holds keys: refused, nothing written.
+    let again = run(&two, "restore", &url, &[]);
+    assert_eq!(again.code, 3, "{again:?}");
+    assert!(
+        again.stderr.contains("holds") && again.stderr.contains("keys"),
+        "{again:?}"
+    );
+
+    // SIGKILL mid-way (a master frozen so the kill lands inside the key phase), then run again.
+    let total = keys(&four);
+    let mut child = restore_command(&spare, &url).spawn().unwrap();
+    wait_until(
+        "the restore to start writing",
+        Duration::from_secs(60),
+        || keys(&spare) > 0,
+    );
+    spare[1].pause();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    spare[1].resume();
+    let partial = keys(&spare);
+    assert!(partial > 0 && partial < total, "{partial} of {total}");
+    let resumed = run(&spare, "restore", &url, &[]);
+    assert_eq!(resumed.code, 0, "{resumed:?}");
+    assert!(resumed.stdout.contains("verified:"), "{resumed:?}");
+    assert!(resumed.stdout.contains("present="), "{resumed:?}");
+    assert_eq!(keys(&spare), total);
+    assert_eq!(rt.block_on(snapshot_of_types(&spare)), expected);
+    drop(s3);
+}
+
+/// Starts `count` empty nodes at `127.30.<block>.11`, `.12`, ...
+fn start_at(block: u8, count: usize, options: &Options) -> Vec<RedisNode> {
+    std::thread::scope(|s| {
+        let started: Vec<_> = (0..count)
+            .map(|i| {
+                s.spawn(move || RedisNode::start(&format!("127.30.{block}.{}", 11 + i), options))
+            })
+            .collect();
+        started.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+/// Forms these nodes as masters only (R = 0) with the tool.
+fn form_masters(nodes: &[RedisNode]) {
+    let list = node_list(nodes);
+    let mut env = vec![
+        ("BOOTSTRAP_NODES", list.as_str()),
+        ("BOOTSTRAP_REPLICAS_PER_MASTER", "0"),
+        ("BOOTSTRAP_READY_TIMEOUT", "10s"),
+        ("BOOTSTRAP_CONVERGE_TIMEOUT", "60s"),
+    ];
+    let access = access_env(&nodes[0]);
+    env.extend(access.iter().map(|(k, v)| (*k, v.as_str())));
+    let formed = bootstrap(&env);
+    assert_eq!(formed.code, 0, "{formed:?}");
+}
+
+/// Forms two masters by hand (the tool forms at least 3; a restore takes any shape).
+fn form_two(nodes: &[RedisNode]) {
+    assert_eq!(
+        nodes[0].cli(&["cluster", "addslotsrange", "0", "8191"]),
+        "OK"
+    );
+    assert_eq!(
+        nodes[1].cli(&["cluster", "addslotsrange", "8192", "16383"]),
+        "OK"
+    );
+    let (ip, port) = (
+        nodes[1].addr.ip().to_string(),
+        nodes[1].addr.port().to_string(),
+    );
+    assert_eq!(nodes[0].cli(&["cluster", "meet", &ip, &port]), "OK");
+    wait_until("two masters to agree", Duration::from_secs(30), || {
+        nodes.iter().all(|n| {
+            n.cli(&["cluster", "info"]).contains("cluster_state:ok")
+                && n.cli(&["cluster", "nodes"])
+                    .lines()
+                    .all(|l| l.contains(" connected"))
+        })
+    });
+}
+
+/// Runs `backup` or `restore` on these nodes with `BOOTSTRAP_BACKUP_URL=url`.
+fn run(nodes: &[RedisNode], command: &str, url: &str, extra: &[(String, String)]) -> Run {
+    let list = node_list(nodes);
+    let access = access_env(&nodes[0]);
+    let mut env = vec![
+        ("BOOTSTRAP_NODES", list.as_str()),
+        ("BOOTSTRAP_BACKUP_URL", url),
+        ("BOOTSTRAP_READY_TIMEOUT", "10s"),
+    ];
+    env.extend(access.iter().map(|(k, v)| (*k, v.as_str())));
+    env.extend(extra.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    run_binary(&[command], &env)
+}
+
+/// The restore as a child to kill.
+fn restore_command(nodes: &[RedisNode], url: &str) -> std::process::Command {
+    let list = node_list(nodes);
+    let mut cmd = bootstrap_command(&[
+        ("BOOTSTRAP_NODES", list.as_str()),
+        ("BOOTSTRAP_BACKUP_URL", url),
+        ("BOOTSTRAP_READY_TIMEOUT", "10s"),
+    ]);
+    cmd.arg("restore")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    cmd
+}
+
+/// `backup=<URL>` from the last line of a backup's stdout.
+fn backup_url(run: &Run) -> String {
+    let last = run.stdout.lines().last().unwrap_or_default();
+    last.split(' ')
+        .find_map(|f| f.strip_prefix("backup="))
+        .unwrap_or_else(|| panic!("no backup= in the last line: {run:?}"))
+        .to_string()
+}
+
+fn manifest(dir: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap()
+}
+
+/// A copy of a backup's folder, to damage.
+fn copy_backup(from: &Path, into: &Path, name: &str) -> std::path::PathBuf {
+    let to = into.join(name);
+    std::fs::create_dir_all(&to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+    to
+}
+
+/// The keys of every master of these nodes.
+fn keys(nodes: &[RedisNode]) -> u64 {
+    nodes
+        .iter()
+        .filter(|n| n.cli(&["role"]).starts_with("master"))
+        .map(|n| n.cli(&["dbsize"]).parse::<u64>().unwrap_or(0))
+        .sum()
+}
+
+/// Writes `fill:0..count` (each holding its number) straight to the master owning each key,
+/// pipelined with `redis-cli --pipe`.
+fn fill(nodes: &[RedisNode], count: usize) {
+    let mut by_master: Vec<(&RedisNode, Vec<u8>)> = Vec::new();
+    let masters: Vec<(&RedisNode, Vec<(u16, u16)>)> = nodes
+        .iter()
+        .filter_map(|n| {
+            let me = n.cli(&["cluster", "nodes"]);
+            let line = me.lines().find(|l| l.contains("myself"))?.to_string();
+            let fields: Vec<&str> = line.split(' ').collect();
+            if !fields[2].contains("master") {
+                return None;
+            }
+            let ranges = fields[8..]
+                .iter()
+                .map(|r| match r.split_once('-') {
+                    Some((a, b)) => (a.parse().unwrap(), b.parse().unwrap()),
+                    None => (r.parse().unwrap(), r.parse().unwrap()),
+                })
+                .collect();
+            Some((n, ranges))
+        })
+        .collect();
+    for (n, _) in &masters {
+        by_master.push((n, Vec::new()));
+    }
+    for i in 0..count {
+        let key = format!("fill:{i}");
+        let slot = redis_cluster_bootstrap::slots::key_slot(key.as_bytes());
+        let owner = masters
+            .iter()
+            .position(|(_, ranges)| ranges.iter().any(|(a, b)| (*a..=*b).contains(&slot)))
+            .unwrap();
+        let value = i.to_string();
+        by_master[owner]
+            .1
+            .extend(redis_cluster_bootstrap::resp::encode(&[
+                b"SET",
+                key.as_bytes(),
+                value.as_bytes(),
+            ]));
+    }
+    for (node, bytes) in by_master {
+        let mut cmd = std::process::Command::new(which(Server::under_test().cli_binary()));
+        cmd.args(["-h", &node.addr.ip().to_string(), "-p", "6379", "--pipe"]);
+        if let Some((user, password)) = &node.cli_user {
+            cmd.args(["--user", user]).env("REDISCLI_AUTH", password);
+        }
+        if let Some(tls) = &node.tls {
+            cmd.args(tls.cli_args());
+        }
+        let mut child = cmd
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(&bytes).unwrap();
+        assert!(child.wait().unwrap().success());
+    }
+}
+
+/// Every data type, with and without TTLs, large values, and a function library.
+async fn write_every_type(nodes: &[RedisNode]) {
+    let mut c = cluster_connection(nodes).await;
+    let big = "x".repeat(3 << 20);
+    let q = |cmd: &mut redis::Cmd| cmd.clone();
+    let commands = vec![
+        q(redis::cmd("SET").arg("t:string").arg("hello")),
+        q(redis::cmd("SET")
+            .arg("t:string:ttl")
+            .arg("soon")
+            .arg("EX")
+            .arg(100_000)),
+        q(redis::cmd("SET").arg("t:large").arg(&big)),
+        q(redis::cmd("HSET")
+            .arg("t:hash")
+            .arg("a")
+            .arg("1")
+            .arg("b")
+            .arg("2")),
+        q(redis::cmd("RPUSH").arg("t:list").arg("a").arg("b").arg("c")),
+        q(redis::cmd("SADD")
+            .arg("t:set")
+            .arg("x")
+            .arg("y")
+            .arg(1)
+            .arg(2)),
+        q(redis::cmd("ZADD")
+            .arg("t:zset")
+            .arg(1.5)
+            .arg("m")
+            .arg(-2)
+            .arg("n")),
+        q(redis::cmd("XADD")
+            .arg("t:stream")
+            .arg("1-1")
+            .arg("f")
+            .arg("v")),
+        q(redis::cmd("XADD")
+            .arg("t:stream")
+            .arg("2-1")
+            .arg("g")
+            .arg("w")),
+        q(redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg("t:stream")
+            .arg("readers")
+            .arg("0")),
+        q(redis::cmd("EXPIRE").arg("t:hash").arg(50_000)),
+    ];
+    for cmd in commands {
+        let _: redis::Value = cmd.query_async(&mut c).await.unwrap();
+    }
+    // A large hash and set (not listpack-encoded) and a long list.
+    for chunk in 0..10 {
+        let mut hset = redis::cmd("HSET");
+        hset.arg("t:bighash");
+        let mut sadd = redis::cmd("SADD");
+        sadd.arg("t:bigset");
+        let mut rpush = redis::cmd("RPUSH");
+        rpush.arg("t:biglist");
+        for i in 0..500 {
+            let n = chunk * 500 + i;
+            hset.arg(format!("f{n}")).arg(n);
+            sadd.arg(format!("m{n}"));
+            rpush.arg(n);
+        }
+        for cmd in [hset, sadd, rpush] {
+            let _: redis::Value = cmd.query_async(&mut c).await.unwrap();
+        }
+    }
+    let _: () = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("readers")
+        .arg("r1")
+        .arg("COUNT")
+        .arg(1)
+        .arg("STREAMS")
+        .arg("t:stream")
+        .arg(">")
+        .query_async::<redis::Value>(&mut c)
+        .await
+        .map(drop)
+        .unwrap();
+}
+
+/// What a user would compare: each typed key's type, content and absolute expiry.
+async fn snapshot_of_types(nodes: &[RedisNode]) -> Vec<(String, String)> {
+    let mut c = cluster_connection(nodes).await;
+    let keys = [
+        "t:string",
+        "t:string:ttl",
+        "t:large",
+        "t:hash",
+        "t:list",
+        "t:set",
+        "t:zset",
+        "t:stream",
+        "t:bighash",
+        "t:bigset",
+        "t:biglist",
+    ];
+    let mut out = Vec::new();
+    for key in keys {
+        let kind: String = redis::cmd("TYPE")
+            .arg(key)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        let content: String = match kind.as_str() {
+            "hash" => {
+                let all: std::collections::BTreeMap<String, String> = redis::cmd("HGETALL")
+                    .arg(key)
+                    .query_async(&mut c)
+                    .await
+                    .unwrap();
+                format!("{all:?}")
+            }
+            _ => {
+                let value: redis::Value = match kind.as_str() {
+                    "string" => redis::cmd("GET").arg(key).query_async(&mut c).await,
+                    "list" => {
+                        redis::cmd("LRANGE")
+                            .arg(key)
+                            .arg(0)
+                            .arg(-1)
+                            .query_async(&mut c)
+                            .await
+                    }
+                    "set" => {
+                        redis::cmd("SORT")
+                            .arg(key)
+                            .arg("ALPHA")
+                            .query_async(&mut c)
+                            .await
+                    }
+                    "zset" => {
+                        redis::cmd("ZRANGE")
+                            .arg(key)
+                            .arg(0)
+                            .arg(-1)
+                            .arg("WITHSCORES")
+                            .query_async(&mut c)
+                            .await
+                    }
+                    "stream" => {
+                        redis::cmd("XINFO")
+                            .arg("STREAM")
+                            .arg(key)
+                            .arg("FULL")
+                            .query_async(&mut c)
+                            .await
+                    }
+                    other => panic!("{key} is a {other}"),
+                }
+                .unwrap();
+                format!("{value:?}")
+            }
+        };
+        let expiry: i64 = redis::cmd("PEXPIRETIME")
+            .arg(key)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        let digest = if content.len() > 200 {
+            format!("{} bytes, {}", content.len(), &content[..100])
+        } else {
+            content
+        };
+        out.push((key.to_string(), format!("{kind} {digest} expires {expiry}")));
+    }
+    out
+}
+
+/// Writes `seq:0`, `seq:1`, ... one after the other through a cluster client until `stop`;
+/// `written` counts the writes acknowledged.
+async fn sequence(
+    nodes: Vec<std::net::SocketAddr>,
+    stop: Arc<AtomicBool>,
+    written: Arc<AtomicUsize>,
+) {
+    let urls: Vec<String> = nodes.iter().map(|a| format!("redis://{a}/")).collect();
+    let mut conn = redis::cluster::ClusterClient::new(urls)
+        .unwrap()
+        .get_async_connection()
+        .await
+        .unwrap();
+    let mut i = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let set: redis::RedisResult<()> = redis::cmd("SET")
+            .arg(format!("seq:{i}"))
+            .arg(i)
+            .query_async(&mut conn)
+            .await;
+        if set.is_ok() {
+            i += 1;
+            written.store(i, Ordering::Relaxed);
+        }
+    }
+}
+
+/// How many of `seq:0..` the target holds, checked to be a prefix of the sequence: each of
+/// `seq:0..n` holds its number, and no `seq:` key lies beyond `n`.
+async fn count_sequence(nodes: &[RedisNode]) -> usize {
+    let mut c = cluster_connection(nodes).await;
+    let mut n = 0;
+    loop {
+        let v: Option<usize> = redis::cmd("GET")
+            .arg(format!("seq:{n}"))
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        match v {
+            Some(v) => {
+                assert_eq!(v, n, "seq:{n} holds {v}");
+                n += 1;
+            }
+            None => break,
+        }
+    }
+    // Nothing after the first gap: the total number of seq: keys is n.
+    let mut total = 0;
+    for node in nodes
+        .iter()
+        .filter(|n| n.cli(&["role"]).starts_with("master"))
+    {
+        let listed = node.cli(&["--scan", "--pattern", "seq:*"]);
+        total += listed.lines().filter(|l| !l.is_empty()).count();
+    }
+    assert_eq!(total, n, "seq: keys beyond the prefix of {n}");
+    n
+}
+
+/// [`count_sequence`], and the prefix is not empty and not past what was written.
+async fn prefix_of_sequence(nodes: &[RedisNode], written: &AtomicUsize) -> usize {
+    let n = count_sequence(nodes).await;
+    assert!(n >= 200 && n <= written.load(Ordering::Relaxed), "{n}");
+    n
+}
