@@ -102,3 +102,31 @@ fn interrupted(signal: &'static str) -> Error {
         detail: "nothing was changed".into(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_result_records_its_event_and_bad_configuration_none() {
+        let done = Job::Backup.record(&Ok("outcome=backed-up".into())).unwrap();
+        assert_eq!(
+            (done.warning, done.reason, done.action),
+            (false, "BackedUp", "Backup")
+        );
+        let refused = Job::Restore
+            .record(&Err(Error::Refused("the target holds 3 keys".into())))
+            .unwrap();
+        assert_eq!((refused.warning, refused.reason), (true, "Refused"));
+        assert!(refused.note.contains("holds 3 keys"));
+        let failed = Job::Restore
+            .record(&Err(Error::Storage("read".into())))
+            .unwrap();
+        assert_eq!(failed.reason, "RestoreFailed");
+        assert!(
+            Job::Backup
+                .record(&Err(Error::Config("x".into())))
+                .is_none()
+        );
+    }
+}
