@@ -1,11 +1,9 @@
 //! Before anything is written: every file the manifest names is there and has its size and
-//! SHA-256 (else exit 3, nothing written), and the target's servers can load the backup's RDB
-//! version.
+//! SHA-256 (else exit 3, nothing written).
 
 use futures::future::try_join_all;
 use tracing::info;
 
-use crate::observation::fields;
 use crate::store::{Download, Manifest, Store};
 use crate::{Error, Result};
 
@@ -38,40 +36,4 @@ pub async fn check(store: &Store, name: &str, manifest: &Manifest) -> Result<()>
         "every file of the backup has its size and SHA-256"
     );
     Ok(())
-}
-
-/// The newest RDB version a server loads, from its `INFO server`: Redis 7.0 writes 10, 7.2 and
-/// Valkey 7.2 and 8 write 11, Redis 7.4 writes 12.
-pub fn rdb_version_loaded(info: &str) -> u16 {
-    let fields = fields(info);
-    if fields.get("server_name") == Some(&"valkey") {
-        return 11;
-    }
-    let version = fields.get("redis_version").copied().unwrap_or("0");
-    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
-    match (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) {
-        (major, _) if major >= 8 => 12,
-        (7, minor) if minor >= 4 => 12,
-        (7, minor) if minor >= 2 => 11,
-        (7, _) => 10,
-        _ => 9,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn servers_load_the_rdb_versions_they_write() {
-        assert_eq!(rdb_version_loaded("redis_version:7.0.15\r\n"), 10);
-        assert_eq!(rdb_version_loaded("redis_version:7.2.4\r\n"), 11);
-        assert_eq!(
-            rdb_version_loaded(
-                "redis_version:7.2.4\r\nserver_name:valkey\r\nvalkey_version:8.0.1\r\n"
-            ),
-            11
-        );
-        assert_eq!(rdb_version_loaded("redis_version:7.4.1\r\n"), 12);
-    }
 }

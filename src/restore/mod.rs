@@ -5,7 +5,7 @@
 //!    its manifest (here);
 //! 2. the target (here): it serves and agrees, no slot is moving ([`crate::serving`]), it holds no
 //!    key unless it is this restore's own, interrupted ([`progress`]), and its servers load the
-//!    backup's RDB version ([`files::rdb_version_loaded`]); else exit 3, nothing written;
+//!    backup's RDB version ([`crate::server`]); else exit 3, nothing written;
 //! 3. [`files`]: every file there with its size and SHA-256, else exit 3, nothing written;
 //! 4. [`tail`]: the recorded writes read and routed (a FLUSHALL resolved offline);
 //! 5. [`keys`]: every snapshot key to the master owning its slot ([`route`]), `RESTORE ... ABSTTL`;
@@ -27,9 +27,10 @@ use crate::client::{self, Client};
 use crate::config::{LogFormat, Settings};
 use crate::job::{self, Job};
 use crate::node::Node;
+use crate::server::Server;
 use crate::shutdown::Shutdown;
 use crate::store::{self, Manifest, Store};
-use crate::{Error, Result, observe, serving};
+use crate::{Error, Result, observation, observe, serving};
 
 use progress::Phase;
 use route::Route;
@@ -190,17 +191,20 @@ pub async fn restore_into(
     ))
 }
 
-/// Refuses a target whose servers cannot load the backup's RDB version.
+/// Refuses a target whose servers cannot load the backup's RDB version ([`crate::server`]'s
+/// table); a release newer than the table is let through, and its `RESTORE` answers for it.
 async fn check_versions(route: &Route, manifest: &Manifest) -> Result<()> {
     let needed = manifest.rdb_version();
     for master in &route.masters {
         let info: String = master
             .query(redis::cmd("INFO").arg("server"), "INFO server")
             .await?;
-        let loads = files::rdb_version_loaded(&info);
-        if needed > loads {
+        let Some(server) = Server::from_info(&observation::fields(&info)) else {
+            continue;
+        };
+        if server.reads(needed) == Some(false) {
             return Err(Error::Refused(format!(
-                "{} loads RDB versions up to {loads}, and the backup is version {needed} (of {}): \
+                "{} runs {server}, which does not load RDB version {needed} (the backup, of {}): \
                  restore into a server at least as new as the source; nothing was written",
                 master.node,
                 manifest.shards.first().map_or("?", |s| s.server.as_str())
