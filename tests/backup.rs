@@ -89,6 +89,15 @@ fn backup_is_one_cut_and_restores_into_any_shape() {
         "{on_s3:?}"
     );
 
+    // Retention: keeping 1, the next backup deletes the one before it, once it is complete.
+    let mut keep_one = s3.env();
+    keep_one.push(("BOOTSTRAP_BACKUP_KEEP".into(), "1".into()));
+    let newer = run(&source, "backup", "s3://backups/redis/retention", &s3.env());
+    assert_eq!(newer.code, 0, "{newer:?}");
+    let newest = run(&source, "backup", "s3://backups/redis/retention", &keep_one);
+    assert_eq!(newest.code, 0, "{newest:?}");
+    assert!(newest.stdout.contains(" deleted=1 "), "{newest:?}");
+
     let [three, two, four, six, spare]: [Vec<RedisNode>; 5] = targets.try_into().ok().unwrap();
     std::thread::scope(|s| {
         for nodes in [&three, &four, &six, &spare] {
