@@ -4,13 +4,20 @@
 //! 3, 2, 4 and 6 masters (one from a real S3 server, SeaweedFS), each compared key by key; a
 //! restore SIGKILLed mid-way and run again; every refusal (a target with keys, a target with a
 //! slot moving, a source not formed, a missing and a corrupt file) clear and writing nothing;
-//! the write pause as the masters measured it. `tests/backup_secure.rs` does the same over TLS
-//! with the ACL users, and from Redis 7.0 into Valkey 8.
+//! the write pause as the masters measured it. In Kubernetes mode (the fake API server and DNS of
+//! `tests/fake_api` and `tests/dns`, real HTTP and a real kubeconfig): the backup waits while
+//! another run holds the bootstrap's Lease and starts once it is released, and the backup and the
+//! restore each record their Event on the StatefulSet, a refusal its Warning.
+//! `tests/backup_secure.rs` does the same over TLS with the ACL users, and from Redis 7.0 into
+//! Valkey 8.
 //!
-//! Addresses: `127.30.1.0/24` (the S3 server on .1), the source on `127.30.2.0/24`, the targets on
-//! `127.30.3-7.0/24`.
+//! Addresses: `127.30.1.0/24` (the S3 server on .1), the source on `127.30.2.0/24` (its API server
+//! and DNS on .1), the targets on `127.30.3-7.0/24` (the API server and DNS of the 4-master one on
+//! `127.30.5.1`).
 
 mod common;
+mod dns;
+mod fake_api;
 mod s3;
 
 use std::path::Path;
@@ -19,6 +26,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::*;
+use dns::FakeDns;
+use fake_api::{FakeApi, Stage};
 
 /// Plain keys spread over every slot (enough for a restore to be SIGKILLed in the middle).
 const FILL: usize = 60_000;
@@ -41,15 +50,26 @@ fn backup_is_one_cut_and_restores_into_any_shape() {
     });
     let backups = tempfile::tempdir().unwrap();
     let dir = backups.path().display().to_string();
+    // The source's pods in namespace infra, the 4-master target's in namespace restored.
+    let source_pods = Pods::start(2, "infra", &source);
+    let four_pods = Pods::start(5, "restored", &targets[2]);
 
-    // A source that is not formed yet: refused, nothing written.
-    let refused = run(&source, "backup", &dir, &[]);
+    // A source that is not formed yet: refused, nothing written, a Warning on the StatefulSet.
+    let refused = source_pods.run("backup", &dir, "redis-cluster-backup-29170-f4k2q");
     assert_eq!(refused.code, 3, "{refused:?}");
     assert!(
         refused.stderr.contains("not formed and agreed"),
         "{refused:?}"
     );
     assert_eq!(std::fs::read_dir(backups.path()).unwrap().count(), 0);
+    let events = source_pods.api.events();
+    assert_eq!(events.len(), 1, "{events:#?}");
+    let note = source_pods.assert_event(&events[0], "Warning", "Refused", "Backup");
+    assert!(
+        note.starts_with("refused:") && note.contains("not formed"),
+        "{note}"
+    );
+    assert_eq!(source_pods.api.lease_holders().last(), Some(&None));
 
     let formed = run_static(&source);
     assert_eq!(formed.code, 0, "{formed:?}");
@@ -68,11 +88,63 @@ fn backup_is_one_cut_and_restores_into_any_shape() {
     wait_until("the writer to start", Duration::from_secs(20), || {
         written.load(Ordering::Relaxed) >= 200
     });
-    let backup = run(&source, "backup", &dir, &[]);
+    // In Kubernetes mode, while a scheduled bootstrap run holds the Lease: the backup waits,
+    // sending nothing to the nodes, and starts once the Lease is released.
+    let lease = "redis-app-bootstrap";
+    source_pods
+        .api
+        .hold_lease(lease, "redis-cluster-heal-29170-x7k2p_0a1b2c3d");
+    let psyncs = calls(&source, "psync");
+    let mut child = source_pods
+        .command("backup", &dir, "redis-cluster-backup-29170-b8m4t")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = std::io::BufRead::lines(std::io::BufReader::new(child.stderr.take().unwrap()));
+    let mut stderr = Vec::new();
+    for line in log.by_ref() {
+        let line = line.unwrap();
+        let waiting = line.contains("another run holds the lease; waiting for it");
+        stderr.push(line);
+        if waiting {
+            break;
+        }
+    }
+    assert_eq!(calls(&source, "psync"), psyncs, "{stderr:#?}");
+    assert_eq!(std::fs::read_dir(backups.path()).unwrap().count(), 0);
+    source_pods.api.release_lease(lease);
+    stderr.extend(log.map(Result::unwrap));
+    let output = child.wait_with_output().unwrap();
+    let backup = Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: stderr.join("\n"),
+    };
     stop.store(true, Ordering::Relaxed);
     rt.block_on(writer).unwrap();
     assert_eq!(backup.code, 0, "{backup:?}");
+    assert!(backup.stderr.contains("holding the lease"), "{backup:?}");
+    assert!(backup.stderr.contains("released the lease"), "{backup:?}");
+    // One replication connection to each of the 3 masters.
+    assert_eq!(calls(&source, "psync"), psyncs + 3);
+    let holders = source_pods.api.lease_holders();
+    let (held, released) = (&holders[holders.len() - 2], &holders[holders.len() - 1]);
+    assert!(
+        held.as_deref()
+            .unwrap()
+            .starts_with("redis-cluster-backup-29170-b8m4t_"),
+        "{holders:?}"
+    );
+    assert_eq!(released, &None, "{holders:?}");
     let url = backup_url(&backup);
+    let events = source_pods.api.events();
+    assert_eq!(events.len(), 2, "{events:#?}");
+    let note = source_pods.assert_event(&events[1], "Normal", "BackedUp", "Backup");
+    assert!(
+        note.starts_with("outcome=backed-up keys=") && note.ends_with(&format!("backup={url}")),
+        "{note}"
+    );
     let manifest = manifest(Path::new(&url));
     let pause_us = manifest["pause_us"].as_u64().unwrap();
     println!("write pause measured on the masters: {pause_us} µs");
@@ -137,7 +209,8 @@ fn backup_is_one_cut_and_restores_into_any_shape() {
     four[0].cli(&["cluster", "setslot", "0", "stable"]);
     assert_eq!(keys(&four), 0);
 
-    // 3 -> 3 (from S3), 3 -> 2, 3 -> 4, 3 -> 6: every key as it was at the cut.
+    // 3 -> 3 (from S3), 3 -> 2, 3 -> 4 (in Kubernetes mode), 3 -> 6: every key as it was at the
+    // cut.
     let expected = rt.block_on(snapshot_of_types(&source));
     let mut cut: Option<usize> = None;
     for (target, from, env) in [
@@ -146,7 +219,11 @@ fn backup_is_one_cut_and_restores_into_any_shape() {
         (&four, url.as_str(), vec![]),
         (&six, dir.as_str(), vec![]),
     ] {
-        let restored = run(target, "restore", from, &env);
+        let restored = if std::ptr::eq(target, &four) {
+            four_pods.run("restore", from, "redis-cluster-restore-run-q9w3e")
+        } else {
+            run(target, "restore", from, &env)
+        };
         assert_eq!(restored.code, 0, "{restored:?}");
         assert!(restored.stdout.contains("verified:"), "{restored:?}");
         assert_eq!(rt.block_on(snapshot_of_types(target)), expected);
@@ -160,12 +237,33 @@ fn backup_is_one_cut_and_restores_into_any_shape() {
         }
     }
 
-    // A target that holds keys: refused, nothing written.
-    let again = run(&two, "restore", &url, &[]);
+    // The restore's Event on the target's StatefulSet, its Lease released.
+    let events = four_pods.api.events();
+    assert_eq!(events.len(), 1, "{events:#?}");
+    let note = four_pods.assert_event(&events[0], "Normal", "Restored", "Restore");
+    assert!(
+        note.starts_with("outcome=restored keys=") && note.contains("verified:"),
+        "{note}"
+    );
+    let holders = four_pods.api.lease_holders();
+    assert_eq!(holders.len(), 2, "{holders:?}");
+    assert_eq!(holders[1], None, "{holders:?}");
+
+    // A target that holds keys: refused, nothing written, a Warning.
+    let held = keys(&four);
+    let again = four_pods.run("restore", &url, "redis-cluster-restore-run-z2x8v");
     assert_eq!(again.code, 3, "{again:?}");
     assert!(
         again.stderr.contains("holds") && again.stderr.contains("keys"),
         "{again:?}"
+    );
+    assert_eq!(keys(&four), held);
+    let events = four_pods.api.events();
+    assert_eq!(events.len(), 2, "{events:#?}");
+    let note = four_pods.assert_event(&events[1], "Warning", "Refused", "Restore");
+    assert!(
+        note.starts_with("refused:") && note.contains(&format!("holds {held} keys")),
+        "{note}"
     );
 
     // SIGKILL mid-way (a master frozen so the kill lands inside the key phase), then run again.
@@ -189,6 +287,105 @@ fn backup_is_one_cut_and_restores_into_any_shape() {
     assert_eq!(keys(&spare), total);
     assert_eq!(rt.block_on(snapshot_of_types(&spare)), expected);
     drop(s3);
+}
+
+/// A StatefulSet `redis-app` whose pods are these nodes, as the binary sees it in Kubernetes mode:
+/// an API server holding it Ready, and DNS answering its pods' names, both on `127.30.<block>.1`.
+struct Pods {
+    api: FakeApi,
+    dns: FakeDns,
+    namespace: &'static str,
+    /// Masters only (the restore targets), or one replica each (the source).
+    replicas_per_master: &'static str,
+}
+
+impl Pods {
+    /// The StatefulSet of `nodes` (at `127.30.<block>.11`, ...) in `namespace`, Ready.
+    fn start(block: u8, namespace: &'static str, nodes: &[RedisNode]) -> Pods {
+        let network = format!("127.30.{block}");
+        let api = FakeApi::start_in(&network, namespace, Duration::ZERO);
+        let dns = FakeDns::start_in(&network);
+        for (i, node) in nodes.iter().enumerate() {
+            let host = format!("redis-app-{i}.redis-service.{namespace}.svc.cluster.local");
+            dns.add(&host, node.addr.ip());
+        }
+        api.show(&Stage::ready(nodes.len() as i32, nodes.len()));
+        let replicas_per_master = if nodes.len() == 6 { "1" } else { "0" };
+        Pods {
+            api,
+            dns,
+            namespace,
+            replicas_per_master,
+        }
+    }
+
+    /// `backup` or `restore` in Kubernetes mode (no BOOTSTRAP_NODES), as the pod `pod`.
+    fn command(&self, command: &str, url: &str, pod: &str) -> std::process::Command {
+        let kubeconfig = self.api.kubeconfig(self.namespace);
+        let dns = self.dns.addr.to_string();
+        let mut cmd = bootstrap_command(&[
+            ("KUBECONFIG", kubeconfig.as_str()),
+            ("BOOTSTRAP_DNS_SERVER", dns.as_str()),
+            ("BOOTSTRAP_BACKUP_URL", url),
+            ("BOOTSTRAP_REPLICAS_PER_MASTER", self.replicas_per_master),
+            ("BOOTSTRAP_READY_TIMEOUT", "60s"),
+            ("HOSTNAME", pod),
+        ]);
+        cmd.arg(command);
+        cmd
+    }
+
+    /// [`Pods::command`], run to its end.
+    fn run(&self, command: &str, url: &str, pod: &str) -> Run {
+        let out = self.command(command, url, pod).output().unwrap();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Checks an Event as the API server stored it (type, reason, action, from this tool, by the
+    /// pod that ran, regarding the StatefulSet by its UID); its note.
+    fn assert_event(
+        &self,
+        event: &k8s_openapi::api::events::v1::Event,
+        kind: &str,
+        reason: &str,
+        action: &str,
+    ) -> String {
+        assert_eq!(event.type_.as_deref(), Some(kind), "{event:#?}");
+        assert_eq!(event.reason.as_deref(), Some(reason), "{event:#?}");
+        assert_eq!(event.action.as_deref(), Some(action), "{event:#?}");
+        assert_eq!(
+            event.reporting_controller.as_deref(),
+            Some("redis-cluster-bootstrap")
+        );
+        let instance = event.reporting_instance.as_deref().unwrap();
+        assert!(instance.starts_with("redis-cluster-"), "{event:#?}");
+        assert_eq!(event.metadata.namespace.as_deref(), Some(self.namespace));
+        let regarding = event.regarding.as_ref().unwrap();
+        assert_eq!(regarding.kind.as_deref(), Some("StatefulSet"));
+        assert_eq!(regarding.name.as_deref(), Some("redis-app"));
+        assert_eq!(regarding.namespace.as_deref(), Some(self.namespace));
+        assert_eq!(regarding.uid.as_deref(), Some("0000-redis-app"));
+        event.note.clone().unwrap()
+    }
+}
+
+/// Calls of `command` summed over the nodes' `INFO commandstats`.
+fn calls(nodes: &[RedisNode], command: &str) -> u64 {
+    let prefix = format!("cmdstat_{command}:calls=");
+    nodes
+        .iter()
+        .map(|n| {
+            n.cli(&["info", "commandstats"])
+                .lines()
+                .find_map(|l| l.strip_prefix(&prefix))
+                .and_then(|rest| rest.split(',').next())
+                .map_or(0, |n| n.parse::<u64>().unwrap())
+        })
+        .sum()
 }
 
 /// Starts `count` empty nodes at `127.30.<block>.11`, `.12`, ...

@@ -79,12 +79,7 @@ pub fn record_for(result: &Result<Summary>) -> Option<Record> {
         Err(Error::Config(_) | Error::Rejected(_) | Error::Forbidden(_)) => return None,
         Err(e @ Error::Refused(_)) => (true, "Refused", "Plan", crate::one_line(e)),
         Err(e @ Error::Timeout { phase, .. }) => {
-            let action = match *phase {
-                "readiness" => "WaitForReady",
-                "convergence" => "Converge",
-                "waiting for the lease" => "AcquireLease",
-                _ => "Form",
-            };
+            let action = waited_for(phase).unwrap_or("Form");
             (true, "TimedOut", action, crate::one_line(e))
         }
         // Stopped by a signal at a safe point: a re-run finishes it.
@@ -99,6 +94,17 @@ pub fn record_for(result: &Result<Summary>) -> Option<Record> {
         action,
         note: truncate(note, NOTE_LIMIT),
     })
+}
+
+/// The action of a `TimedOut` Event for a timeout in `phase` that any job of the binary waits
+/// through (the pods, the Lease); `None` for a phase of the job's own.
+pub fn waited_for(phase: &str) -> Option<&'static str> {
+    match phase {
+        "readiness" => Some("WaitForReady"),
+        "convergence" => Some("Converge"),
+        "waiting for the lease" => Some("AcquireLease"),
+        _ => None,
+    }
 }
 
 /// Records the Event of this run's result regarding the StatefulSet of `target`, if it has one.
