@@ -289,6 +289,243 @@ fn backup_is_one_cut_and_restores_into_any_shape() {
     drop(s3);
 }
 
+/// A restore SIGKILLed while it applies the recorded writes (the writes between each master's
+/// snapshot and the cut), then run again: every slot's writes are applied once (a list pushed to
+/// and a counter incremented hold each push and increment once), the resumed run applies only the
+/// slots that were not done, and verification passes. The backup's tails are made for it, on real
+/// nodes: the third master's fork waits (`repl-diskless-sync-delay`) until the first two, forked
+/// already, have taken the writes, so every write lands between a snapshot and the cut; one of
+/// them is a `FLUSHALL`, which the restore resolves offline (that master's snapshot and its writes
+/// before the flush dropped, the writes after it kept). The kill lands in the recorded-writes
+/// phase by construction: the target's master of one slot that only recorded writes touch is
+/// paused for writes (`CLIENT PAUSE WRITE`) from the start, so the restore cannot pass that slot,
+/// and the kill comes once the other slots' writes are visible.
+///
+/// Addresses: the source on `127.30.12.0/24`, the target on `127.30.13.0/24`.
+#[test]
+fn a_restore_killed_while_applying_the_recorded_writes_applies_each_once() {
+    let (source, target) = std::thread::scope(|s| {
+        let source = s.spawn(|| {
+            let nodes = start_at(12, 3, &Options::default());
+            form_masters(&nodes);
+            nodes
+        });
+        let target = s.spawn(|| start_at(13, 3, &Options::default()));
+        (source.join().unwrap(), target.join().unwrap())
+    });
+    let [a, b, c] = [&source[0], &source[1], &source[2]];
+    // Hash tags: {a} and {s} on master a (0-5460), {b} on b (5461-10922), {c} on c; none in the
+    // slot of the restore's progress key.
+    let progress = key_slot("redis-cluster-bootstrap:restore");
+    let tag_a = tag(0..=5460, &[progress]);
+    let tag_s = tag(0..=5460, &[progress, key_slot(&tag_a)]);
+    let tag_b = tag(5461..=10922, &[progress]);
+    let tag_c = tag(10923..=16383, &[progress]);
+    let slot_s = key_slot(&tag_s);
+    // The target: one master owns slot s alone.
+    form_by_hand(
+        &target,
+        &[(0, slot_s - 1), (slot_s + 1, 16383), (slot_s, slot_s)],
+    );
+
+    // The snapshots: 100 keys on each master, none in slot s.
+    for (node, tag) in [(a, &tag_a), (b, &tag_b), (c, &tag_c)] {
+        let sets: Vec<Vec<String>> = (0..100)
+            .map(|i| vec!["SET".into(), format!("k:{{{tag}}}:{i}"), i.to_string()])
+            .collect();
+        pipe(node, &encode(&sets));
+    }
+
+    // The backup, master c's fork held back until the writes are in.
+    assert_eq!(c.cli(&["config", "set", "repl-diskless-sync", "yes"]), "OK");
+    assert_eq!(
+        c.cli(&["config", "set", "repl-diskless-sync-delay", "3600"]),
+        "OK"
+    );
+    let backups = tempfile::tempdir().unwrap();
+    let dir = backups.path().display().to_string();
+    let list = node_list(&source);
+    let backup = bootstrap_command(&[
+        ("BOOTSTRAP_NODES", list.as_str()),
+        ("BOOTSTRAP_BACKUP_URL", dir.as_str()),
+        ("BOOTSTRAP_READY_TIMEOUT", "10s"),
+    ])
+    .arg("backup")
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    // a and b fork as the backup connects (their delay is 0): its replication connection is
+    // listed once the fork has happened. FLUSHALL would kill a snapshot still being written.
+    wait_until("masters a and b to fork", Duration::from_secs(60), || {
+        [a, b].iter().all(|n| {
+            let info = n.cli(&["info", "replication"]);
+            info.contains("connected_slaves:1")
+        }) && b
+            .cli(&["info", "persistence"])
+            .contains("rdb_bgsave_in_progress:0")
+    });
+    let mut on_a: Vec<Vec<String>> = Vec::new();
+    for i in 1..=20 {
+        on_a.push(vec![
+            "RPUSH".into(),
+            format!("log:{{{tag_a}}}"),
+            i.to_string(),
+        ]);
+        on_a.push(vec!["INCR".into(), format!("n:{{{tag_a}}}")]);
+    }
+    for i in 1..=10 {
+        on_a.push(vec![
+            "RPUSH".into(),
+            format!("log:{{{tag_s}}}"),
+            i.to_string(),
+        ]);
+    }
+    pipe(a, &encode(&on_a));
+    let mut on_b: Vec<Vec<String>> = vec![
+        vec![
+            "SET".into(),
+            format!("before:{{{tag_b}}}"),
+            "flushed".into(),
+        ],
+        vec!["FLUSHALL".into()],
+    ];
+    for i in 1..=5 {
+        on_b.push(vec![
+            "RPUSH".into(),
+            format!("after:{{{tag_b}}}"),
+            i.to_string(),
+        ]);
+    }
+    pipe(b, &encode(&on_b));
+    assert_eq!(
+        c.cli(&["config", "set", "repl-diskless-sync-delay", "0"]),
+        "OK"
+    );
+    let backup = backup.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&backup.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&backup.stderr).into_owned();
+    assert!(backup.status.success(), "{stdout}\n{stderr}");
+    let url = stdout
+        .lines()
+        .last()
+        .and_then(|l| l.split(' ').find_map(|f| f.strip_prefix("backup=")))
+        .unwrap()
+        .to_string();
+    let name = Path::new(&url)
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    let manifest = manifest(Path::new(&url));
+    let tails: Vec<u64> = manifest["shards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["cut_offset"].as_u64().unwrap() - s["snapshot_offset"].as_u64().unwrap())
+        .collect();
+    assert!(tails[0] > 0 && tails[1] > 0, "{manifest}");
+
+    // The restore, killed in its recorded-writes phase: slot s's master takes no write.
+    let owner_s = &target[2];
+    assert_eq!(owner_s.cli(&["client", "pause", "600000", "write"]), "OK");
+    let target_list = node_list(&target);
+    let mut restore = bootstrap_command(&[
+        ("BOOTSTRAP_NODES", target_list.as_str()),
+        ("BOOTSTRAP_BACKUP_URL", url.as_str()),
+        ("BOOTSTRAP_READY_TIMEOUT", "10s"),
+    ]);
+    let mut child = restore
+        .arg("restore")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let log_a = format!("log:{{{tag_a}}}");
+    let after_b = format!("after:{{{tag_b}}}");
+    // Watched on one connection, so the kill follows within milliseconds: the restore gives the
+    // blocked transaction its 5 s command timeout before it would give up by itself.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut c = cluster_connection(&target).await;
+        let started = std::time::Instant::now();
+        loop {
+            let phase: Option<String> = redis::cmd("GET")
+                .arg("redis-cluster-bootstrap:restore")
+                .query_async(&mut c)
+                .await
+                .unwrap();
+            let logged: usize = redis::cmd("LLEN")
+                .arg(&log_a)
+                .query_async(&mut c)
+                .await
+                .unwrap();
+            let after: usize = redis::cmd("LLEN")
+                .arg(&after_b)
+                .query_async(&mut c)
+                .await
+                .unwrap();
+            if phase == Some(format!("{name} tails")) && logged == 20 && after == 5 {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the restore did not apply the writes of every slot but s: {phase:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    });
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(9), "it ended by itself: {status:?}");
+    let read = |args: &[&str]| target[0].cli(&[&["-c"], args].concat());
+    let log_s = format!("log:{{{tag_s}}}");
+    assert_eq!(read(&["exists", &log_s]), "0");
+    assert_eq!(owner_s.cli(&["client", "unpause"]), "OK");
+
+    let resumed = run(&target, "restore", &url, &[]);
+    assert_eq!(resumed.code, 0, "{resumed:?}");
+    assert!(resumed.stdout.contains("verified:"), "{resumed:?}");
+    assert!(
+        resumed.stderr.contains("resuming the interrupted restore")
+            && resumed
+                .stderr
+                .contains("recorded writes: 3 slot(s), 1 applied now, 2 applied before"),
+        "{resumed:?}"
+    );
+    // Each write once; master b as the FLUSHALL left it; the progress key and markers gone.
+    let numbers = |n: usize| {
+        (1..=n)
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(read(&["lrange", &log_a, "0", "-1"]), numbers(20));
+    assert_eq!(read(&["get", &format!("n:{{{tag_a}}}")]), "20");
+    assert_eq!(read(&["lrange", &log_s, "0", "-1"]), numbers(10));
+    assert_eq!(read(&["lrange", &after_b, "0", "-1"]), numbers(5));
+    assert_eq!(read(&["exists", &format!("before:{{{tag_b}}}")]), "0");
+    assert_eq!(read(&["exists", &format!("k:{{{tag_b}}}:0")]), "0");
+    assert_eq!(read(&["get", &format!("k:{{{tag_a}}}:99")]), "99");
+    assert_eq!(read(&["get", &format!("k:{{{tag_c}}}:99")]), "99");
+    assert_eq!(keys(&target), 100 + 3 + 1 + 100);
+}
+
+/// The smallest number whose slot, as a hash tag, is in `range` and not in `avoid`.
+fn tag(range: std::ops::RangeInclusive<u16>, avoid: &[u16]) -> String {
+    (0u32..)
+        .map(|n| n.to_string())
+        .find(|t| range.contains(&key_slot(t)) && !avoid.contains(&key_slot(t)))
+        .unwrap()
+}
+
+/// The slot of `key`.
+fn key_slot(key: &str) -> u16 {
+    redis_cluster_bootstrap::slots::key_slot(key.as_bytes())
+}
+
 /// A StatefulSet `redis-app` whose pods are these nodes, as the binary sees it in Kubernetes mode:
 /// an API server holding it Ready, and DNS answering its pods' names, both on `127.30.<block>.1`.
 struct Pods {
@@ -417,20 +654,20 @@ fn form_masters(nodes: &[RedisNode]) {
 
 /// Forms two masters by hand (the tool forms at least 3; a restore takes any shape).
 fn form_two(nodes: &[RedisNode]) {
-    assert_eq!(
-        nodes[0].cli(&["cluster", "addslotsrange", "0", "8191"]),
-        "OK"
-    );
-    assert_eq!(
-        nodes[1].cli(&["cluster", "addslotsrange", "8192", "16383"]),
-        "OK"
-    );
-    let (ip, port) = (
-        nodes[1].addr.ip().to_string(),
-        nodes[1].addr.port().to_string(),
-    );
-    assert_eq!(nodes[0].cli(&["cluster", "meet", &ip, &port]), "OK");
-    wait_until("two masters to agree", Duration::from_secs(30), || {
+    form_by_hand(nodes, &[(0, 8191), (8192, 16383)]);
+}
+
+/// Forms masters by hand, node i owning `ranges[i]`.
+fn form_by_hand(nodes: &[RedisNode], ranges: &[(u16, u16)]) {
+    for (node, (from, to)) in nodes.iter().zip(ranges) {
+        let (from, to) = (from.to_string(), to.to_string());
+        assert_eq!(node.cli(&["cluster", "addslotsrange", &from, &to]), "OK");
+    }
+    for other in &nodes[1..] {
+        let (ip, port) = (other.addr.ip().to_string(), other.addr.port().to_string());
+        assert_eq!(nodes[0].cli(&["cluster", "meet", &ip, &port]), "OK");
+    }
+    wait_until("the masters to agree", Duration::from_secs(30), || {
         nodes.iter().all(|n| {
             n.cli(&["cluster", "info"]).contains("cluster_state:ok")
                 && n.cli(&["cluster", "nodes"])
@@ -544,23 +781,39 @@ fn fill(nodes: &[RedisNode], count: usize) {
             ]));
     }
     for (node, bytes) in by_master {
-        let mut cmd = std::process::Command::new(which(Server::under_test().cli_binary()));
-        cmd.args(["-h", &node.addr.ip().to_string(), "-p", "6379", "--pipe"]);
-        if let Some((user, password)) = &node.cli_user {
-            cmd.args(["--user", user]).env("REDISCLI_AUTH", password);
-        }
-        if let Some(tls) = &node.tls {
-            cmd.args(tls.cli_args());
-        }
-        let mut child = cmd
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child.stdin.take().unwrap().write_all(&bytes).unwrap();
-        assert!(child.wait().unwrap().success());
+        pipe(node, &bytes);
     }
+}
+
+/// Sends RESP-encoded commands to `node`, in order, through one `redis-cli --pipe`.
+fn pipe(node: &RedisNode, bytes: &[u8]) {
+    let mut cmd = std::process::Command::new(which(Server::under_test().cli_binary()));
+    cmd.args(["-h", &node.addr.ip().to_string(), "-p", "6379", "--pipe"]);
+    if let Some((user, password)) = &node.cli_user {
+        cmd.args(["--user", user]).env("REDISCLI_AUTH", password);
+    }
+    if let Some(tls) = &node.tls {
+        cmd.args(tls.cli_args());
+    }
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(bytes).unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+/// The commands, RESP-encoded.
+fn encode(commands: &[Vec<String>]) -> Vec<u8> {
+    commands
+        .iter()
+        .flat_map(|c| {
+            let args: Vec<&[u8]> = c.iter().map(|a| a.as_bytes()).collect();
+            redis_cluster_bootstrap::resp::encode(&args)
+        })
+        .collect()
 }
 
 /// Every data type, with and without TTLs, large values, and a function library.
