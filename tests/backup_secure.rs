@@ -1,12 +1,15 @@
 //! `backup` and `restore` as production runs them: TLS on every link (client port, bus,
 //! replication) with client certificates, `default` off, and each job logging in as its own
-//! least-privilege ACL user built from `src/commands.rs` (`backup`, `restore`); and a backup of
-//! Redis 7.0 (RDB 10) restored into Valkey 8.0 (RDB 11).
+//! least-privilege ACL user built from `src/commands.rs` (`backup`, `restore`), its password read
+//! from a file as production mounts it (the backup's mid-change: the first password not accepted
+//! yet, the second in use); and a backup of Redis 7.0 (RDB 10) restored into Valkey 8.0 (RDB 11).
 //!
 //! Addresses: `127.30.8.0/24` and `127.30.9.0/24` (TLS), `127.30.10.0/24` and `127.30.11.0/24`
 //! (Redis into Valkey).
 
 mod common;
+
+use std::path::Path;
 
 use common::*;
 
@@ -54,6 +57,22 @@ fn start_at(block: u8, count: usize, options: &Options) -> Vec<RedisNode> {
 
 /// The binary on these nodes as `user` (or the nodes' bootstrap user), TLS as the nodes speak it.
 fn run_as(nodes: &[RedisNode], args: &[&str], user: Option<(&str, &str)>, url: &str) -> Run {
+    run_with(nodes, args, user, None, url)
+}
+
+/// As production runs a Job: as `user`, its passwords read from `file` (one per line, the one in
+/// use first, as the Secret redis-users is mounted).
+fn run_with_file(nodes: &[RedisNode], args: &[&str], user: &str, file: &Path, url: &str) -> Run {
+    run_with(nodes, args, Some((user, "")), Some(file), url)
+}
+
+fn run_with(
+    nodes: &[RedisNode],
+    args: &[&str],
+    user: Option<(&str, &str)>,
+    file: Option<&Path>,
+    url: &str,
+) -> Run {
     let list = node_list(nodes);
     let mut env: Vec<(&str, String)> = access_env(&nodes[0])
         .into_iter()
@@ -68,7 +87,10 @@ fn run_as(nodes: &[RedisNode], args: &[&str], user: Option<(&str, &str)>, url: &
     });
     if !name.is_empty() {
         env.push(("BOOTSTRAP_USERNAME", name.into()));
-        env.push(("BOOTSTRAP_PASSWORD", password.into()));
+        match file {
+            Some(file) => env.push(("BOOTSTRAP_PASSWORD_FILE", file.display().to_string())),
+            None => env.push(("BOOTSTRAP_PASSWORD", password.into())),
+        }
     }
     env.extend([
         ("BOOTSTRAP_NODES", list),
@@ -123,7 +145,12 @@ fn backup_and_restore_over_tls_as_their_own_acl_users() {
     assert_eq!(denied.code, 2, "{denied:?}");
     assert!(denied.stderr.contains("--print-acl"), "{denied:?}");
 
-    let backup = run_as(&source, &["backup"], Some(BACKUP), &dir);
+    // As production mounts its key of redis-users: mid-change, a new password first that the
+    // nodes do not accept yet (WRONGPASS), the one in use second; the replication connections
+    // try them in order like every connection.
+    let backup_file = files.path().join("backup-password");
+    std::fs::write(&backup_file, format!("not-applied-yet\n{}\n", BACKUP.1)).unwrap();
+    let backup = run_with_file(&source, &["backup"], BACKUP.0, &backup_file, &dir);
     assert_eq!(backup.code, 0, "{backup:?}");
     let url = backup_url(&backup);
     // The backup user reads no key itself.
@@ -146,7 +173,9 @@ fn backup_and_restore_over_tls_as_their_own_acl_users() {
     );
     assert!(get.contains("NOPERM"), "{get}");
 
-    let restored = run_as(&target, &["restore"], Some(RESTORE), &url);
+    let restore_file = files.path().join("restore-password");
+    std::fs::write(&restore_file, format!("{}\n", RESTORE.1)).unwrap();
+    let restored = run_with_file(&target, &["restore"], RESTORE.0, &restore_file, &url);
     assert_eq!(restored.code, 0, "{restored:?}");
     assert!(restored.stdout.contains("verified:"), "{restored:?}");
     assert_eq!(read_back(&target[0]), read_back(&source[0]));

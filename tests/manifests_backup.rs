@@ -75,14 +75,44 @@ fn the_backup_and_the_restore_run_as_their_own_users_and_fail_fast_on_2_and_3() 
         let own = c.security_context.as_ref().unwrap();
         assert_eq!(own.read_only_root_filesystem, Some(true), "{name}");
         assert_eq!(own.allow_privilege_escalation, Some(false), "{name}");
-        // The job: `backup` or `restore`, as its own ACL user, with the Secret's key of that name.
+        // The job: `backup` or `restore`, as its own ACL user, its password the Secret's key of
+        // that name read as a file (only that key mounted), no variable set from a Secret.
         let user = name.trim_start_matches("redis-cluster-");
         assert_eq!(c.args.clone().unwrap(), vec![user.to_string()]);
         assert_eq!(value(&c, "BOOTSTRAP_USERNAME").as_deref(), Some(user));
-        assert_eq!(
-            secret_key(&c, "BOOTSTRAP_PASSWORD"),
-            Some(("redis-users".into(), user.into()))
+        let file = value(&c, "BOOTSTRAP_PASSWORD_FILE").unwrap();
+        assert_eq!(file, format!("/etc/redis-users/{user}"));
+        assert!(
+            c.env
+                .iter()
+                .flatten()
+                .all(|v| { secret_key(&c, &v.name).is_none() && !v.name.ends_with("_PASSWORD") }),
+            "{name}"
         );
+        let mount = c
+            .volume_mounts
+            .iter()
+            .flatten()
+            .find(|m| file.starts_with(&format!("{}/", m.mount_path)))
+            .unwrap();
+        assert_eq!(mount.read_only, Some(true), "{name}");
+        let volume = pod
+            .volumes
+            .iter()
+            .flatten()
+            .find(|v| v.name == mount.name)
+            .unwrap();
+        let secret = volume.secret.as_ref().unwrap();
+        assert_eq!(secret.secret_name.as_deref(), Some("redis-users"));
+        assert_eq!(secret.default_mode, Some(0o440), "{name}");
+        let items = secret.items.clone().unwrap();
+        assert_eq!(items.len(), 1, "{name}: only its own key");
+        assert_eq!(
+            (items[0].key.as_str(), items[0].path.as_str()),
+            (user, user)
+        );
+        // Readable by the container's group (the pod's fsGroup), mode 0440.
+        assert_eq!(security.fs_group, Some(65532), "{name}");
         assert_eq!(
             value(&c, "BOOTSTRAP_TLS_CA_FILE").as_deref(),
             Some("/etc/redis-tls/ca.crt")
@@ -99,7 +129,7 @@ fn the_backup_and_the_restore_run_as_their_own_users_and_fail_fast_on_2_and_3() 
             .clone()
             .unwrap()
             .into_iter()
-            .map(|e| (e.name, e.value.unwrap_or_else(|| "from-a-secret".into())))
+            .map(|e| (e.name, e.value.unwrap_or_else(|| "infra".into())))
             .collect();
         let settings = Settings::from_vars(vars).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(settings.statefulset, "redis-app");
