@@ -136,6 +136,13 @@ impl Client {
         self
     }
 
+    /// This connection for `backup` or `restore`: it may send only their list
+    /// ([`commands::BACKUP`], [`commands::RESTORE`]), which their ACL users hold.
+    pub fn sending(mut self, sender: Sender) -> Client {
+        self.sender = sender;
+        self
+    }
+
     /// A second connection to the same node (same credentials, same TLS), for one large reply,
     /// closed when dropped. The redis crate keeps a connection's read buffer at the size of the
     /// largest reply it ever read; a view of a 300-node cluster grows it to 64 KB, and 300

@@ -1,12 +1,13 @@
 //! Every command the tool may send, in one place, and the ACL rules built from it.
 //!
 //! [`SENT`] (the bootstrap and the pod commands), [`BACKUP`] and [`RESTORE`] are the whole
-//! vocabulary of the tool: [`crate::client::Client`] refuses to send anything else (an internal
-//! error naming the command, before a byte leaves), so no code path can send a command the
-//! production ACL does not grant, nor one the Safety rules forbid (`FLUSHALL`, `CLUSTER RESET`,
-//! ...). [`bootstrap_rules`], [`backup_rules`] and [`restore_rules`] turn each list into the rules
-//! of its ACL user, and `redis-cluster-bootstrap --print-acl` prints them; a manifest test checks
-//! that `overlays/production` grants exactly these (tests/manifests_security.rs).
+//! vocabulary of the tool, each for its own sender ([`Sender`]): [`crate::client::Client`] refuses
+//! to send anything else (an internal error naming the command, before a byte leaves), so no code
+//! path can send a command its production ACL user does not hold, nor one the Safety rules forbid
+//! (`FLUSHALL`, `CLUSTER RESET`, ...). [`bootstrap_rules`], [`backup_rules`] and [`restore_rules`] turn each list into the rules
+//! of its ACL user, and `redis-cluster-bootstrap --print-acl` prints them; manifest tests check
+//! that `overlays/production` (bootstrap) and `overlays/backup` (backup, restore) grant exactly
+//! these (tests/manifests_security.rs).
 //!
 //! One kind of command is not the tool's own: a restore replays the writes a backup recorded
 //! between each master's snapshot and the cut (the application's `SET`, `HSET`, `XADD`, ... as
@@ -252,9 +253,12 @@ pub const WATCH: &[Entry] = &[
 /// Who sends a command, hence the lists it must be in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sender {
-    /// The bootstrap, the pod commands, `backup` and `restore`: [`SENT`], [`BACKUP`],
-    /// [`RESTORE`].
+    /// The bootstrap and the pod commands: [`SENT`].
     Bootstrap,
+    /// `backup`: [`BACKUP`] (its ACL user holds nothing else).
+    Backup,
+    /// `restore`: [`RESTORE`], and the recorded writes it replays ([`check_replayed`]).
+    Restore,
     /// The pod-side `watch` and `synced`: [`WATCH`].
     Watch,
 }
@@ -262,7 +266,9 @@ pub enum Sender {
 impl Sender {
     fn lists(self) -> &'static [&'static [Entry]] {
         match self {
-            Sender::Bootstrap => &[SENT, BACKUP, RESTORE],
+            Sender::Bootstrap => &[SENT],
+            Sender::Backup => &[BACKUP],
+            Sender::Restore => &[RESTORE],
             Sender::Watch => &[WATCH],
         }
     }
@@ -397,7 +403,7 @@ pub fn acl_name(cmd: &redis::Cmd) -> String {
     }
 }
 
-/// Ok when `cmd` is in [`SENT`], [`BACKUP`] or [`RESTORE`]; otherwise the internal error that stops the run before the
+/// Ok when `cmd` is in [`SENT`]; otherwise the internal error that stops the run before the
 /// command is sent.
 pub fn check(cmd: &redis::Cmd) -> Result<(), Error> {
     check_as(cmd, Sender::Bootstrap)

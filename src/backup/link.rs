@@ -234,7 +234,7 @@ impl Link {
     }
 
     async fn send(&mut self, cmd: &redis::Cmd) -> Result<()> {
-        commands::check(cmd)?;
+        commands::check_as(cmd, commands::Sender::Backup)?;
         self.send_unchecked(cmd).await
     }
 

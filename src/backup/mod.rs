@@ -23,6 +23,7 @@ use futures::future::try_join_all;
 use tracing::{info, warn};
 
 use crate::client::{self, Client};
+use crate::commands::Sender;
 use crate::config::{LogFormat, Settings};
 use crate::job::{self, Job};
 use crate::node::Node;
@@ -65,8 +66,12 @@ pub async fn take(
     let started = Instant::now();
     let tls = settings.tls.clone();
     let credentials = settings.credentials.as_ref();
-    let clients =
-        client::connect_all(&nodes, credentials, tls.as_ref(), settings.ready_timeout).await?;
+    let clients: Vec<Client> =
+        client::connect_all(&nodes, credentials, tls.as_ref(), settings.ready_timeout)
+            .await?
+            .into_iter()
+            .map(|c| c.sending(Sender::Backup))
+            .collect();
     let observations = observe::observe_all(&clients).await?;
     let masters = serving::masters(&nodes, &observations).map_err(|problems| {
         Error::Refused(format!(

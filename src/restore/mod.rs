@@ -24,6 +24,7 @@ use std::time::Instant;
 use tracing::info;
 
 use crate::client::{self, Client};
+use crate::commands::Sender;
 use crate::config::{LogFormat, Settings};
 use crate::job::{self, Job};
 use crate::node::Node;
@@ -98,13 +99,16 @@ pub async fn restore_into(
     let url = store.url(name);
     // The manifest's name, not the folder's: the same backup however it is named.
     let backup = manifest.name.as_str();
-    let clients = client::connect_all(
+    let clients: Vec<Client> = client::connect_all(
         &nodes,
         settings.credentials.as_ref(),
         settings.tls.as_ref(),
         settings.ready_timeout,
     )
-    .await?;
+    .await?
+    .into_iter()
+    .map(|c| c.sending(Sender::Restore))
+    .collect();
     let observations = observe::observe_all(&clients).await?;
     let masters = serving::masters(&nodes, &observations).map_err(|problems| {
         Error::Refused(format!(
