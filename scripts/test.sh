@@ -51,7 +51,7 @@ BOOTSTRAP_TEST_SERVER=valkey cargo_test \
   --test static_mode --test refusals --test reliability --test kubernetes_mode --test round_trip \
   --test remesh --test interrupt --test announced_addresses --test placement --test replace \
   --test acl --test grow --test tls --test shrink --test pod --test external_access --test repair \
-  --test rdb --test secrets --test replica_states
+  --test rdb --test secrets --test replica_states --test backup --test backup_secure
 
 # The release binary, built as the Dockerfile builds it, needs only what the distroless image has.
 check scripts/check-static-deps.sh

@@ -136,6 +136,13 @@ impl Client {
         self
     }
 
+    /// This connection for `backup` or `restore`: it may send only their list
+    /// ([`commands::BACKUP`], [`commands::RESTORE`]), which their ACL users hold.
+    pub fn sending(mut self, sender: Sender) -> Client {
+        self.sender = sender;
+        self
+    }
+
     /// A second connection to the same node (same credentials, same TLS), for one large reply,
     /// closed when dropped. The redis crate keeps a connection's read buffer at the size of the
     /// largest reply it ever read; a view of a 300-node cluster grows it to 64 KB, and 300
@@ -168,6 +175,19 @@ impl Client {
     ) -> Result<T> {
         pipe.cmd_iter()
             .try_for_each(|cmd| commands::check_as(cmd, self.sender))?;
+        let mut conn = self.conn.clone();
+        pipe.query_async(&mut conn)
+            .await
+            .map_err(|e| self.classify(what, e))
+    }
+
+    /// Sends a pipeline of a restore's replayed writes (and its own commands), in one round
+    /// trip: each command is the tool's own ([`commands::check`]) or a recorded write that may be
+    /// replayed ([`commands::check_replayed`]); nothing at all is sent otherwise.
+    pub async fn replay<T: FromRedisValue>(&self, pipe: &redis::Pipeline, what: &str) -> Result<T> {
+        pipe.cmd_iter().try_for_each(|cmd| {
+            commands::check_as(cmd, self.sender).or_else(|_| commands::check_replayed(cmd))
+        })?;
         let mut conn = self.conn.clone();
         pipe.query_async(&mut conn)
             .await

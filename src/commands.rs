@@ -1,11 +1,18 @@
-//! Every command the tool may send, in one list, and the ACL rules built from it.
+//! Every command the tool may send, in one place, and the ACL rules built from it.
 //!
-//! [`SENT`] is the whole vocabulary of the tool: [`crate::client::Client`] refuses to send anything
-//! else (an internal error naming the command, before a byte leaves), so no code path can send a
-//! command the production ACL does not grant, nor one the Safety rules forbid (`FLUSHALL`,
-//! `CLUSTER RESET`, ...). [`bootstrap_rules`] turns the list into the rules of the `bootstrap`
-//! ACL user, and `redis-cluster-bootstrap --print-acl` prints them; a manifest test checks that
-//! `overlays/production` grants exactly these (tests/manifests_security.rs).
+//! [`SENT`] (the bootstrap and the pod commands), [`BACKUP`] and [`RESTORE`] are the whole
+//! vocabulary of the tool, each for its own sender ([`Sender`]): [`crate::client::Client`] refuses
+//! to send anything else (an internal error naming the command, before a byte leaves), so no code
+//! path can send a command its production ACL user does not hold, nor one the Safety rules forbid
+//! (`FLUSHALL`, `CLUSTER RESET`, ...). [`bootstrap_rules`], [`backup_rules`] and [`restore_rules`] turn each list into the rules
+//! of its ACL user, and `redis-cluster-bootstrap --print-acl` prints them; manifest tests check
+//! that `overlays/production` (bootstrap) and `overlays/backup` (backup, restore) grant exactly
+//! these (tests/manifests_security.rs).
+//!
+//! One kind of command is not the tool's own: a restore replays the writes a backup recorded
+//! between each master's snapshot and the cut (the application's `SET`, `HSET`, `XADD`, ... as
+//! the master replicated them). Those are data: [`check_replayed`] lets them through, except what
+//! a replay must never send ([`NEVER_REPLAYED`]), and the `restore` user's rules grant writes.
 //!
 //! [`WATCH`] lists what the pod-side `watch` sends its own node, and nothing else: it changes the
 //! node's users and configuration, so only the pod-local user ([`pod_rules`]) holds those
@@ -100,6 +107,110 @@ pub const SENT: &[Entry] = &[
     ),
 ];
 
+/// Every command `backup` sends: it observes like the bootstrap, opens one replication
+/// connection to each master as a replica would, and pauses writes for the cut.
+pub const BACKUP: &[Entry] = &[
+    (
+        "info",
+        "observe; at the cut: master_repl_offset and the key count",
+    ),
+    ("cluster|myid", "observe: the node's ID"),
+    ("cluster|nodes", "observe: topology, slot map, open slots"),
+    ("cluster|info", "observe: cluster_state"),
+    ("ping", "connect: a liveness check that touches nothing"),
+    (
+        "replconf",
+        "replication connection: capabilities (eof, psync2) and ACKs of the offset read",
+    ),
+    (
+        "psync",
+        "replication connection: PSYNC ? -1 asks for a snapshot (an RDB) and the stream after it",
+    ),
+    (
+        "client|pause",
+        "the cut: CLIENT PAUSE <ms> WRITE on every master at once, for milliseconds",
+    ),
+    (
+        "client|unpause",
+        "the cut: end the pause as soon as the offsets are read",
+    ),
+    (
+        "time",
+        "the cut: each master's own clock when its pause began and ended (the pause, measured on the node)",
+    ),
+];
+
+/// Every command `restore` sends itself (the replayed writes are [`check_replayed`]'s).
+pub const RESTORE: &[Entry] = &[
+    (
+        "info",
+        "observe; verification: the key count of every master",
+    ),
+    ("cluster|myid", "observe: the node's ID"),
+    ("cluster|nodes", "observe: topology, slot map, open slots"),
+    ("cluster|info", "observe: cluster_state"),
+    ("ping", "connect: a liveness check that touches nothing"),
+    (
+        "restore",
+        "write each key of a snapshot with its value and absolute TTL; never with REPLACE, so a \
+         key already there (a resumed restore) is left as it is (BUSYKEY)",
+    ),
+    (
+        "multi",
+        "one transaction per slot: the recorded writes of that slot and its done-marker",
+    ),
+    ("exec", "ends that transaction"),
+    (
+        "command|getkeys",
+        "route a recorded write to the master that owns its key's slot",
+    ),
+    (
+        "function|restore",
+        "load the backup's function libraries on every master (a library already there is left)",
+    ),
+    (
+        "get",
+        "read the restore's progress key (which backup, which phase) when resuming",
+    ),
+    (
+        "set",
+        "write the restore's progress key and the per-slot done-markers (its own keys only)",
+    ),
+    (
+        "exists",
+        "was a slot's recorded writes already applied (its done-marker)",
+    ),
+    (
+        "del",
+        "remove the restore's own progress key and done-markers once it is complete",
+    ),
+];
+
+/// What a replayed write may never be: the commands that would destroy or move data rather than
+/// write it (a `FLUSHALL` or `FLUSHDB` recorded in a backup is resolved before sending: that
+/// shard's earlier state is dropped), and the ones that change a node rather than its data.
+pub const NEVER_REPLAYED: &[&str] = &[
+    "flushall",
+    "flushdb",
+    "swapdb",
+    "migrate",
+    "move",
+    "shutdown",
+    "debug",
+    "config",
+    "acl",
+    "cluster",
+    "replicaof",
+    "slaveof",
+    "failover",
+    "save",
+    "bgsave",
+    "bgrewriteaof",
+    "module",
+    "script",
+    "client",
+];
+
 /// What a source node runs on the target, as the user named in `MIGRATE ... AUTH2`: the tool
 /// never sends these itself (the client refuses them), but the user must hold them. Measured on
 /// Redis 7.0 and Valkey 8.0: the target sees `AUTH`, `SELECT` and `RESTORE-ASKING`, nothing else.
@@ -146,6 +257,10 @@ pub const WATCH: &[Entry] = &[
 pub enum Sender {
     /// The bootstrap and the pod commands: [`SENT`].
     Bootstrap,
+    /// `backup`: [`BACKUP`] (its ACL user holds nothing else).
+    Backup,
+    /// `restore`: [`RESTORE`], and the recorded writes it replays ([`check_replayed`]).
+    Restore,
     /// The pod-side `watch` and `synced`: [`WATCH`].
     Watch,
 }
@@ -154,6 +269,8 @@ impl Sender {
     fn lists(self) -> &'static [&'static [Entry]] {
         match self {
             Sender::Bootstrap => &[SENT],
+            Sender::Backup => &[BACKUP],
+            Sender::Restore => &[RESTORE],
             Sender::Watch => &[WATCH],
         }
     }
@@ -223,7 +340,35 @@ pub fn pod_rules() -> String {
         .join(" ")
 }
 
-/// The text of `--print-acl`: the users as `redis.conf` / ACL-file lines, passwords left as
+/// The ACL rules of the `backup` user: no key (a replica reads every key through the snapshot and
+/// the stream, which key rules do not govern), no channel, only [`BACKUP`].
+pub fn backup_rules() -> String {
+    ["resetchannels", "resetkeys", "-@all"]
+        .into_iter()
+        .map(str::to_string)
+        .chain(BACKUP.iter().map(|(name, _)| format!("+{name}")))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The ACL rules of the `restore` user: every key (it writes all of them), the commands of
+/// [`RESTORE`], and writes (`+@write`) for the replayed ones, minus what a replay never sends
+/// ([`NEVER_REPLAYED`] that are writes).
+pub fn restore_rules() -> String {
+    let own = RESTORE.iter().map(|(name, _)| format!("+{name}"));
+    let never = ["flushall", "flushdb", "swapdb", "migrate", "move"]
+        .into_iter()
+        .map(|name| format!("-{name}"));
+    ["resetchannels", "~*", "-@all", "+@write"]
+        .into_iter()
+        .map(str::to_string)
+        .chain(never)
+        .chain(own)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The text of `--print-acl`: every user as `redis.conf` / ACL-file lines, passwords left as
 /// placeholders to replace.
 pub fn print_acl() -> String {
     format!(
@@ -234,10 +379,16 @@ pub fn print_acl() -> String {
          user replication on >REPLICATION_PASSWORD {}\n\
          # The pod-local user of `watch` (`redis-cluster-bootstrap users` defines it at each start\n\
          # of a node, with a random password kept inside the pod).\n\
-         user pod on >POD_PASSWORD {}\n",
+         user pod on >POD_PASSWORD {}\n\
+         # The backup user (BOOTSTRAP_USERNAME of `backup`): replication and the cut, no key.\n\
+         user backup on >BACKUP_PASSWORD {}\n\
+         # The restore user (BOOTSTRAP_USERNAME of `restore`): writes every key of a backup.\n\
+         user restore on >RESTORE_PASSWORD {}\n",
         bootstrap_rules(),
         replication_rules(),
-        pod_rules()
+        pod_rules(),
+        backup_rules(),
+        restore_rules()
     )
 }
 
@@ -287,6 +438,21 @@ pub fn check_as(cmd: &redis::Cmd, sender: Sender) -> Result<(), Error> {
     }
 }
 
+/// Ok when `cmd`, a write recorded in a backup, may be replayed on a restore's target: any
+/// command but [`NEVER_REPLAYED`]. Otherwise the refusal that stops the restore before it is sent.
+pub fn check_replayed(cmd: &redis::Cmd) -> Result<(), Error> {
+    let name = acl_name(cmd);
+    let base = name.split('|').next().unwrap_or_default();
+    if NEVER_REPLAYED.contains(&base) {
+        Err(Error::Refused(format!(
+            "the backup records `{name}` between a snapshot and the cut, which a restore never \
+             replays: restore an earlier backup"
+        )))
+    } else {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -317,7 +483,7 @@ mod tests {
                 .arg("FAILOVER")
                 .arg("TAKEOVER")
                 .clone(),
-            redis::cmd("SET").arg("k").arg("v").clone(),
+            redis::cmd("KEYS").arg("*").clone(),
             redis::cmd("RESTORE-ASKING").arg("k").clone(),
         ] {
             let err = check(&cmd).unwrap_err().to_string();
@@ -357,7 +523,7 @@ mod tests {
 
     #[test]
     fn each_command_is_listed_once_with_a_reason() {
-        for list in [SENT, RUN_BY_MIGRATE, REPLICATION, WATCH] {
+        for list in [SENT, RUN_BY_MIGRATE, REPLICATION, WATCH, BACKUP, RESTORE] {
             let mut names: Vec<&str> = list.iter().map(|(name, _)| *name).collect();
             names.sort();
             names.dedup();
@@ -381,5 +547,30 @@ mod tests {
             "resetchannels resetkeys -@all +psync +replconf +ping"
         );
         assert!(print_acl().contains(&format!("user bootstrap on >BOOTSTRAP_PASSWORD {rules}\n")));
+        // The backup user reads no key and changes nothing but the pause.
+        let backup = backup_rules();
+        assert!(
+            backup.starts_with("resetchannels resetkeys -@all +info "),
+            "{backup}"
+        );
+        assert!(!rules.contains("client|pause") && !rules.contains("psync"));
+        assert!(print_acl().contains(&format!("user backup on >BACKUP_PASSWORD {backup}\n")));
+        let restore = restore_rules();
+        assert!(restore.contains(" -flushall -flushdb ") && restore.contains(" +restore "));
+        assert!(print_acl().contains(&format!("user restore on >RESTORE_PASSWORD {restore}\n")));
+    }
+
+    #[test]
+    fn replayed_writes_pass_but_never_a_flush_or_a_node_change() {
+        assert!(check_replayed(redis::cmd("SET").arg("k").arg("v")).is_ok());
+        assert!(check_replayed(redis::cmd("XADD").arg("s").arg("1-1").arg("f").arg("v")).is_ok());
+        for cmd in [
+            redis::cmd("FLUSHALL"),
+            redis::cmd("CLUSTER").arg("SETSLOT").arg(1).clone(),
+            redis::cmd("CONFIG").arg("SET").clone(),
+        ] {
+            let err = check_replayed(&cmd).unwrap_err();
+            assert_eq!(err.exit_code(), crate::ExitCode::Refused, "{err}");
+        }
     }
 }

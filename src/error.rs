@@ -75,6 +75,10 @@ pub enum Error {
     #[error("DNS: {0}")]
     Dns(String),
 
+    /// The backup storage (`BOOTSTRAP_BACKUP_URL`) failed: a read, a write, a listing.
+    #[error("storage: {0}")]
+    Storage(String),
+
     /// The Kubernetes API failed in a way retrying will not fix soon enough.
     #[error("Kubernetes API: {0}")]
     Kubernetes(String),
@@ -115,6 +119,7 @@ impl Error {
             | Error::Timeout { .. }
             | Error::Interrupted { .. }
             | Error::Dns(_)
+            | Error::Storage(_)
             | Error::Kubernetes(_)
             | Error::NotReady(_) => ExitCode::Retryable,
         }

@@ -51,6 +51,7 @@
 //! maps to.
 
 pub mod agreement;
+pub mod backup;
 pub mod client;
 pub mod cluster_nodes;
 pub mod commands;
@@ -59,6 +60,7 @@ pub mod converge;
 pub mod credentials;
 mod error;
 pub mod form;
+pub mod job;
 pub mod kubernetes;
 pub mod layout;
 pub mod migrate;
@@ -74,11 +76,15 @@ pub mod rdb;
 pub mod relocate;
 pub mod report;
 pub mod resolve;
+pub mod resp;
+pub mod restore;
 pub mod server;
+pub mod serving;
 pub mod settle;
 pub mod shutdown;
 pub mod slots;
 pub mod stabilize;
+pub mod store;
 pub mod survey;
 pub mod telemetry;
 pub mod tls;

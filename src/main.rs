@@ -1,7 +1,8 @@
 //! The `redis-cluster-bootstrap` binary: reads the environment, sets up logging, and dispatches:
-//! without a command it runs the bootstrap (the Job and the CronJob); `handover`, `ready`,
-//! `rejoin`, `install DIR`, `check-data DIR SERVER`, `users`, `watch` and `synced` are the commands
-//! that run inside a Redis pod (`src/pod/`). Every
+//! without a command it runs the bootstrap (the Job and the CronJob); `backup` and `restore` take
+//! and restore backups (`src/backup/`, `src/restore/`); `handover`, `ready`, `rejoin`,
+//! `install DIR`, `check-data DIR SERVER`, `users`, `watch` and `synced` are the commands that run
+//! inside a Redis pod (`src/pod/`). Every
 //! result maps to the documented exit code.
 
 use std::process::ExitCode;
@@ -10,7 +11,17 @@ use redis_cluster_bootstrap::commands;
 use redis_cluster_bootstrap::config::{self, LogFormat, Settings};
 use redis_cluster_bootstrap::pod::{self, PodCommand, check_data, install};
 use redis_cluster_bootstrap::shutdown::Shutdown;
-use redis_cluster_bootstrap::{Error, one_line, run, telemetry};
+use redis_cluster_bootstrap::{Error, backup, one_line, restore, run, telemetry};
+
+/// A command of the binary other than the bootstrap itself.
+enum Command {
+    /// `backup`: one consistent backup under BOOTSTRAP_BACKUP_URL.
+    Backup,
+    /// `restore`: a backup into a formed, empty cluster.
+    Restore,
+    /// A command run inside a Redis pod.
+    Pod(PodCommand),
+}
 
 fn main() -> ExitCode {
     // Logging first, in the format asked for, so that every error below (an unknown argument, a
@@ -56,18 +67,20 @@ fn main() -> ExitCode {
                 Err(e) => fail(&e),
             };
         }
-        [one] if PodCommand::parse(one).is_some() => PodCommand::parse(one),
+        ["backup"] => Some(Command::Backup),
+        ["restore"] => Some(Command::Restore),
+        [one] if PodCommand::parse(one).is_some() => PodCommand::parse(one).map(Command::Pod),
         _ => {
             return fail(&Error::Config(format!(
-                "unexpected arguments {args:?}: expected none (the bootstrap), handover, ready, \
-                 rejoin, install DIR, check-data DIR SERVER, users, watch or synced; configuration \
-                 comes from BOOTSTRAP_* variables (see --help)"
+                "unexpected arguments {args:?}: expected none (the bootstrap), backup, restore, \
+                 handover, ready, rejoin, install DIR, check-data DIR SERVER, users, watch or \
+                 synced; configuration comes from BOOTSTRAP_* variables (see --help)"
             )));
         }
     };
     let read = match command {
         // `users` makes no connection; `watch` and `synced` read the TLS files themselves.
-        Some(PodCommand::Users | PodCommand::Watch | PodCommand::Synced) => {
+        Some(Command::Pod(PodCommand::Users | PodCommand::Watch | PodCommand::Synced)) => {
             Settings::from_env_unread()
         }
         _ => Settings::from_env(),
@@ -85,7 +98,9 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match command {
             None => run(settings, Shutdown::listen()).await.map(drop),
-            Some(command) => pod::run(command, settings).await,
+            Some(Command::Backup) => backup::run(settings, Shutdown::listen()).await,
+            Some(Command::Restore) => restore::run(settings, Shutdown::listen()).await,
+            Some(Command::Pod(command)) => pod::run(command, settings).await,
         }
     });
     match result {

@@ -137,8 +137,8 @@ pub fn fields(text: &str) -> HashMap<&str, &str> {
         .collect()
 }
 
-/// Sums `keys=` of every `dbN:keys=..,expires=..` line.
-fn keys(info: &str) -> u64 {
+/// Sums `keys=` of every `dbN:keys=..,expires=..` line (`INFO keyspace`).
+pub fn keys(info: &str) -> u64 {
     info.lines()
         .filter(|l| l.starts_with("db"))
         .filter_map(|l| l.split_once(':'))

@@ -278,21 +278,44 @@ fn every_kustomization_passes_strict_schema_validation_on_the_oldest_and_newest_
 }
 
 /// The one-off run's Job (`scripts/run-once.sh --print`, the Job of each kustomization under a
-/// generated name, with a variable set) passes the same validation: it is created as printed.
+/// generated name, with a variable set) passes the same validation: it is created as printed. So
+/// do the one-off backup and restore (`run-once.sh --print DIR backup|restore`) of every
+/// kustomization that renders their CronJobs (components/backup).
 #[test]
 fn the_one_off_runs_job_passes_strict_schema_validation() {
-    let renderings: Vec<(String, String)> = kustomizations()
+    let mut runs: Vec<(String, Vec<&str>)> = Vec::new();
+    for dir in kustomizations()
         .into_iter()
         .filter(|dir| !is_component(dir))
-        .map(|dir| {
+    {
+        let rendered = objects(&kustomize(&dir));
+        runs.push((dir.clone(), vec!["BOOTSTRAP_DRAIN_TO=6"]));
+        for (what, cron) in [
+            ("backup", "redis-cluster-backup"),
+            ("restore", "redis-cluster-restore"),
+        ] {
+            if rendered.iter().any(|(_, k, n)| k == "CronJob" && n == cron) {
+                runs.push((dir.clone(), vec![what, "BOOTSTRAP_BACKUP_URL=s3://b/p"]));
+            }
+        }
+    }
+    assert!(
+        runs.iter().any(|(_, args)| args[0] == "restore"),
+        "no kustomization renders the restore template: {runs:?}"
+    );
+    let renderings: Vec<(String, String)> = runs
+        .into_iter()
+        .map(|(dir, args)| {
             let output = Command::new(repo().join("scripts/run-once.sh"))
-                .args(["--print", &dir, "BOOTSTRAP_DRAIN_TO=6"])
+                .arg("--print")
+                .arg(&dir)
+                .args(&args)
                 .current_dir(repo())
                 .output()
                 .unwrap();
             assert!(
                 output.status.success(),
-                "run-once.sh --print {dir}: {}",
+                "run-once.sh --print {dir} {args:?}: {}",
                 String::from_utf8_lossy(&output.stderr)
             );
             // kubernetes-validate names each object by metadata.name and cannot read one without
@@ -302,7 +325,7 @@ fn the_one_off_runs_job_passes_strict_schema_validation() {
             let named = text.replacen("  generateName: ", "  name: ", 1);
             assert_ne!(named, text, "{dir}: the one-off has a generateName");
             (
-                format!("{dir} one-off"),
+                format!("{dir} one-off {}", args.join(" ")),
                 named.replacen("-run-\n", "-run-x7k2p\n", 1),
             )
         })

@@ -226,6 +226,82 @@ fn production_acl_users_are_the_ones_the_binary_builds() {
     assert!(printed.contains(&commands::pod_rules()), "{printed}");
 }
 
+/// With backups (overlays/backup), the nodes also define `backup` and `restore`: exactly the rules
+/// the binary builds from its BACKUP and RESTORE lists, merged into production's redis-acl (whose
+/// own users are unchanged), each with its key's passwords; `--print-acl` prints the same rules.
+#[test]
+fn backup_acl_users_are_the_ones_the_binary_builds() {
+    let docs = render("overlays/backup");
+    let acl = redis_acl(&docs);
+    let users: Vec<String> = acl.keys().cloned().collect();
+    assert_eq!(
+        users,
+        [
+            "app",
+            "backup",
+            "bootstrap",
+            "exporter",
+            "replication",
+            "restore"
+        ]
+    );
+    assert_eq!(rules_of(&docs, "backup"), commands::backup_rules());
+    assert_eq!(rules_of(&docs, "restore"), commands::restore_rules());
+    let production = render(PRODUCTION);
+    for user in ["app", "bootstrap", "exporter", "replication"] {
+        assert_eq!(acl[user], redis_acl(&production)[user], "{user}");
+    }
+    // The StatefulSet mounts the merged ConfigMap (its new name), so the pods roll to it.
+    let merged = all::<ConfigMap>(&docs)
+        .into_iter()
+        .find_map(|c| c.metadata.name.filter(|n| n.starts_with("redis-acl-")))
+        .unwrap();
+    let pod = pod_of_statefulset(&docs);
+    assert!(
+        pod.volumes
+            .iter()
+            .flatten()
+            .any(|v| v.config_map.as_ref().map(|c| c.name.as_str()) == Some(merged.as_str())),
+        "{merged}"
+    );
+    let printed = redis_cluster_bootstrap::pod::users::directives(
+        &users
+            .iter()
+            .map(|u| (u.clone(), rules_of(&docs, u)))
+            .collect(),
+        &users
+            .iter()
+            .map(|u| (u.clone(), vec![format!("{u}-pw")]))
+            .collect(),
+        None,
+        Path::new("/etc/redis-users"),
+    )
+    .unwrap();
+    for (user, rules) in [
+        ("backup", commands::backup_rules()),
+        ("restore", commands::restore_rules()),
+    ] {
+        let line = printed
+            .lines()
+            .find(|l| l.starts_with(&format!("user {user} on ")))
+            .unwrap_or_else(|| panic!("no user {user}: {printed}"));
+        assert!(line.ends_with(&rules), "{line}");
+        assert!(line.contains(" #"), "{line}: a password as its SHA-256");
+    }
+    let printed = Command::new(env!("CARGO_BIN_EXE_redis-cluster-bootstrap"))
+        .arg("--print-acl")
+        .output()
+        .unwrap();
+    let printed = String::from_utf8(printed.stdout).unwrap();
+    for (user, rules) in [
+        ("backup", commands::backup_rules()),
+        ("restore", commands::restore_rules()),
+    ] {
+        let want = format!("user {user} on >{}_PASSWORD {rules}\n", user.to_uppercase());
+        assert!(printed.contains(&want), "{printed}");
+    }
+}
+
 /// Every password comes from the Secret redis-users, referenced and never rendered, and only as
 /// files (which the kubelet updates in place, so a change needs no restart), never as an env var:
 /// the Redis container and the watch sidecar mount every key, the Job and the CronJob only

@@ -6,9 +6,13 @@ use super::VARIABLES;
 pub fn help() -> String {
     let mut text = format!(
         "{} {}\n{}\n\nUsage: redis-cluster-bootstrap [--help | --version | --print-acl]\n       \
+         redis-cluster-bootstrap backup | restore\n       \
          redis-cluster-bootstrap handover | ready | rejoin | users | watch | synced | install DIR\n\n\
          Without a command it forms or heals the cluster (the Job and the CronJob).\n\
-         --print-acl prints the ACL users it needs (bootstrap, replication).\n\n\
+         backup   one consistent backup of every master under BOOTSTRAP_BACKUP_URL\n\
+         restore  the backup BOOTSTRAP_BACKUP_URL names (else the newest under it) into a\n         \
+         formed, empty cluster of any shape\n\
+         --print-acl prints the ACL users it needs (bootstrap, replication, pod, backup, restore).\n\n\
          Inside a Redis pod (the local node is 127.0.0.1:BOOTSTRAP_REDIS_PORT, or the first of\n\
          BOOTSTRAP_NODES):\n  \
          handover  preStop: a master that owns slots hands them to its most up-to-date replica\n            \

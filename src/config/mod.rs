@@ -104,6 +104,10 @@ pub struct Settings {
     pub dry_run: bool,
     /// Repair the placement of a formed cluster (`BOOTSTRAP_REPAIR_PLACEMENT`).
     pub repair_placement: bool,
+    /// `backup` and `restore`: where backups live (`BOOTSTRAP_BACKUP_URL`).
+    pub backup_url: Option<crate::store::Location>,
+    /// `backup`: how many complete backups to keep (`BOOTSTRAP_BACKUP_KEEP`).
+    pub backup_keep: usize,
 }
 
 impl std::fmt::Debug for Settings {
@@ -133,6 +137,8 @@ impl std::fmt::Debug for Settings {
             .field("log_format", &self.log_format)
             .field("dry_run", &self.dry_run)
             .field("repair_placement", &self.repair_placement)
+            .field("backup_url", &self.backup_url)
+            .field("backup_keep", &self.backup_keep)
             .finish()
     }
 }
@@ -167,6 +173,8 @@ struct Raw {
     log_format: Option<String>,
     dry_run: Option<String>,
     repair_placement: Option<String>,
+    backup_url: Option<String>,
+    backup_keep: Option<String>,
 }
 
 impl Settings {
@@ -323,6 +331,24 @@ impl Settings {
             log_format,
             dry_run,
             repair_placement: boolean("BOOTSTRAP_REPAIR_PLACEMENT", raw.repair_placement, true)?,
+            backup_url: raw
+                .backup_url
+                .map(|v| crate::store::Location::parse(&v))
+                .transpose()?,
+            backup_keep: match raw.backup_keep {
+                None => 7,
+                Some(v) => v
+                    .trim()
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| {
+                        Error::Config(format!(
+                            "BOOTSTRAP_BACKUP_KEEP={v:?} is not valid: expected a whole number of \
+                         backups to keep, 1 or more"
+                        ))
+                    })?,
+            },
         })
     }
 }

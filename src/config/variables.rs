@@ -85,6 +85,19 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "unset",
         "ACL user sent with the password (AUTH user password); needs BOOTSTRAP_PASSWORD or BOOTSTRAP_PASSWORD_FILE",
     ),
+    (
+        "BOOTSTRAP_BACKUP_URL",
+        "unset",
+        "backup and restore: where backups live: a directory (/backups or file:///backups) or \
+         s3://bucket/prefix (endpoint and credentials from AWS_*); restore takes the backup it names, \
+         else the newest under it",
+    ),
+    (
+        "BOOTSTRAP_BACKUP_KEEP",
+        "7",
+        "backup: how many complete backups to keep under BOOTSTRAP_BACKUP_URL (older ones are \
+         deleted once a new one is complete)",
+    ),
     // Read and checked at startup by src/tls.rs: a bad file is exit 2 before any node is reached.
     (
         "BOOTSTRAP_TLS_CA_FILE",

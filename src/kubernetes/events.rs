@@ -79,12 +79,7 @@ pub fn record_for(result: &Result<Summary>) -> Option<Record> {
         Err(Error::Config(_) | Error::Rejected(_) | Error::Forbidden(_)) => return None,
         Err(e @ Error::Refused(_)) => (true, "Refused", "Plan", crate::one_line(e)),
         Err(e @ Error::Timeout { phase, .. }) => {
-            let action = match *phase {
-                "readiness" => "WaitForReady",
-                "convergence" => "Converge",
-                "waiting for the lease" => "AcquireLease",
-                _ => "Form",
-            };
+            let action = waited_for(phase).unwrap_or("Form");
             (true, "TimedOut", action, crate::one_line(e))
         }
         // Stopped by a signal at a safe point: a re-run finishes it.
@@ -101,6 +96,17 @@ pub fn record_for(result: &Result<Summary>) -> Option<Record> {
     })
 }
 
+/// The action of a `TimedOut` Event for a timeout in `phase` that any job of the binary waits
+/// through (the pods, the Lease); `None` for a phase of the job's own.
+pub fn waited_for(phase: &str) -> Option<&'static str> {
+    match phase {
+        "readiness" => Some("WaitForReady"),
+        "convergence" => Some("Converge"),
+        "waiting for the lease" => Some("AcquireLease"),
+        _ => None,
+    }
+}
+
 /// Records the Event of this run's result regarding the StatefulSet of `target`, if it has one.
 /// Never fails: a failure is logged as a warning.
 pub async fn record(client: Client, target: &Target, result: &Result<Summary>) {
@@ -112,6 +118,18 @@ pub async fn record(client: Client, target: &Target, result: &Result<Summary>) {
     if let Some(shared) = shared_record(result) {
         publish(client, target, &regarding, &shared).await;
     }
+}
+
+/// Records one Event regarding the StatefulSet of `target` (a backup's, a restore's). Never
+/// fails: a failure is logged as a warning.
+pub async fn record_one(client: Client, target: &Target, record: &Record) {
+    let regarding = regarding(&client, target).await;
+    publish(client, target, &regarding, record).await;
+}
+
+/// `text` as an Event's note: at most 1 kB.
+pub fn note(text: String) -> String {
+    truncate(text, NOTE_LIMIT)
 }
 
 /// A Warning `SharedFailureDomain` beside a run's Event, when shards share a node or zone. Only on

@@ -13,6 +13,10 @@ pub const BOOTSTRAP: (&str, &str) = ("bootstrap", "b00tstrap-pw");
 pub const APP: (&str, &str) = ("app", "app-pw");
 /// The user replicas authenticate as (`masteruser`).
 pub const REPLICATION: (&str, &str) = ("replication", "repl-pw");
+/// The backup user (the rules `src/commands.rs` builds).
+pub const BACKUP: (&str, &str) = ("backup", "b4ckup-pw");
+/// The restore user (the rules `src/commands.rs` builds).
+pub const RESTORE: (&str, &str) = ("restore", "rest0re-pw");
 /// The harness's own user: every command.
 pub const ADMIN: (&str, &str) = ("admin", "admin-pw");
 
@@ -71,6 +75,8 @@ pub fn acl_options(dir: &Path) -> Options {
          user {} on >{} {}\n\
          user {} on >{} {}\n\
          user {} on >{} {}\n\
+         user {} on >{} {}\n\
+         user {} on >{} {}\n\
          user {} on >{} ~* &* +@all\n",
         APP.0,
         APP.1,
@@ -81,6 +87,12 @@ pub fn acl_options(dir: &Path) -> Options {
         REPLICATION.0,
         REPLICATION.1,
         commands::replication_rules(),
+        BACKUP.0,
+        BACKUP.1,
+        commands::backup_rules(),
+        RESTORE.0,
+        RESTORE.1,
+        commands::restore_rules(),
         ADMIN.0,
         ADMIN.1,
     );

@@ -44,6 +44,21 @@ impl Shared {
         state.leases.insert(name.into(), lease);
     }
 
+    /// Releases a stored Lease as its holder does at the end of a run (holder cleared, renewed
+    /// now, a new resourceVersion), without a request.
+    pub(super) fn release_seeded_lease(&self, name: &str) {
+        let mut state = self.state.lock().unwrap();
+        state.resource_version += 1;
+        let version = state.resource_version.to_string();
+        let lease = state.leases.get_mut(name).expect("the Lease exists");
+        lease.metadata.resource_version = Some(version);
+        let spec = lease.spec.as_mut().unwrap();
+        spec.holder_identity = None;
+        spec.renew_time = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
+            Timestamp::now(),
+        ));
+    }
+
     pub(super) fn get_lease(&self, namespace: &str, name: &str) -> hyper::Response<Body> {
         let state = self.state.lock().unwrap();
         match state

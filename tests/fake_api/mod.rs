@@ -240,6 +240,11 @@ impl FakeApi {
         self.shared.seed_lease(name, holder);
     }
 
+    /// Releases the Lease `name` as its holder would at the end of its run.
+    pub fn release_lease(&self, name: &str) {
+        self.shared.release_seeded_lease(name);
+    }
+
     /// The Lease `name` as stored now.
     pub fn lease(&self, name: &str) -> Option<k8s_openapi::api::coordination::v1::Lease> {
         self.shared.state.lock().unwrap().leases.get(name).cloned()
