@@ -217,6 +217,154 @@ fn production_exporter_speaks_tls_and_logs_in_as_exporter_from_a_file() {
     assert_eq!(path, file);
 }
 
+/// A peer of an ingress rule as text: `ns <labels> pod <labels>` (`ns *` for any namespace, no
+/// `ns` for the policy's own), or `anywhere` for a rule without peers.
+fn peer(p: &Value) -> String {
+    let labels = |selector: &Value| {
+        selector["matchLabels"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap()))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .unwrap_or_default()
+    };
+    assert!(p.get("ipBlock").is_none(), "no address ranges: {p}");
+    let pods = format!("pod {}", labels(&p["podSelector"]));
+    match p.get("namespaceSelector") {
+        None => pods,
+        Some(ns) if labels(ns).is_empty() => format!("ns * {pods}"),
+        Some(ns) => format!("ns {} {pods}", labels(ns)),
+    }
+}
+
+/// The (peers, ports) of every ingress rule of a NetworkPolicy, in order.
+fn ingress_rules(policy: &Value) -> Vec<(Vec<String>, Vec<String>)> {
+    policy["spec"]["ingress"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|rule| {
+            let peers = match rule["from"].as_array() {
+                None => vec!["anywhere".to_string()],
+                Some(from) => from.iter().map(peer).collect(),
+            };
+            let ports = rule["ports"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| format!("{}/{}", p["port"], p["protocol"].as_str().unwrap()))
+                .collect();
+            (peers, ports)
+        })
+        .collect()
+}
+
+/// The container ports (init containers too) of the StatefulSet's pods, by name.
+fn pod_ports(sts: &Value) -> Vec<(String, u64)> {
+    let spec = &sts["spec"]["template"]["spec"];
+    ["containers", "initContainers"]
+        .iter()
+        .flat_map(|list| spec[*list].as_array().cloned().unwrap_or_default())
+        .flat_map(|c| c["ports"].as_array().cloned().unwrap_or_default())
+        .filter_map(|p| {
+            Some((
+                p["name"].as_str()?.to_string(),
+                p["containerPort"].as_u64()?,
+            ))
+        })
+        .collect()
+}
+
+/// Production's `redis` policy admits 6379 and 16379 only, so Prometheus needs a rule of its own:
+/// with the component, the NetworkPolicy `redis-metrics` lets Prometheus (by its standard label,
+/// any namespace) and pods labelled `redis-metrics: "true"` reach exactly the ports the
+/// PodMonitor scrapes on these pods (the exporter's 9121; production's `watch` sidecar's 9180 too),
+/// and nothing else; no other policy opens those ports; no overlay without the component has it.
+#[test]
+fn prometheus_reaches_exactly_the_metrics_ports_where_monitoring_is_on() {
+    for (dir, expected) in [
+        ("overlays/production", vec!["9121/TCP", "9180/TCP"]),
+        ("overlays/valkey", vec!["9121/TCP"]),
+    ] {
+        let docs = render(dir);
+        let sts = statefulset(&docs);
+        let policies = find(&docs, "NetworkPolicy");
+        let metrics = policies
+            .iter()
+            .find(|p| p["metadata"]["name"] == "redis-metrics")
+            .unwrap_or_else(|| panic!("{dir}: no NetworkPolicy redis-metrics"));
+        assert_eq!(
+            metrics["metadata"]["namespace"], sts["metadata"]["namespace"],
+            "{dir}"
+        );
+        assert_eq!(
+            metrics["spec"]["podSelector"]["matchLabels"], sts["spec"]["selector"]["matchLabels"],
+            "{dir}: it selects the StatefulSet's pods"
+        );
+        assert_eq!(
+            metrics["spec"]["policyTypes"],
+            serde_json::json!(["Ingress"]),
+            "{dir}"
+        );
+        let expected: Vec<String> = expected.into_iter().map(String::from).collect();
+        assert_eq!(
+            ingress_rules(metrics),
+            [(
+                vec![
+                    "ns * pod app.kubernetes.io/name=prometheus".to_string(),
+                    "ns * pod redis-metrics=true".to_string(),
+                ],
+                expected.clone(),
+            )],
+            "{dir}"
+        );
+        // Exactly the ports the PodMonitor scrapes that these pods have.
+        let ports = pod_ports(sts);
+        let monitor = find(&docs, "PodMonitor")[0];
+        let mut scraped: Vec<String> = monitor["spec"]["podMetricsEndpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| {
+                let name = e["port"].as_str().unwrap();
+                ports
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, number)| format!("{number}/TCP"))
+            })
+            .collect();
+        scraped.sort();
+        assert_eq!(scraped, expected, "{dir}: {ports:?}");
+        // No other policy of these pods opens a metrics port.
+        for other in policies
+            .iter()
+            .filter(|p| p["metadata"]["name"] != "redis-metrics")
+        {
+            if other["spec"]["ingress"].is_null() {
+                continue;
+            }
+            for (_, ports) in ingress_rules(other) {
+                assert!(
+                    ports.iter().all(|p| !expected.contains(p)),
+                    "{dir}: {} opens {ports:?}",
+                    other["metadata"]["name"]
+                );
+            }
+        }
+    }
+    for dir in WITHOUT {
+        assert!(
+            !render(dir)
+                .iter()
+                .any(|d| d["kind"] == "NetworkPolicy" && d["metadata"]["name"] == "redis-metrics"),
+            "{dir}: without the component, no metrics port is opened"
+        );
+    }
+}
+
 /// The rule's expected masters use 1 + R with the Job's R, so changing one without the other
 /// fails here.
 #[test]

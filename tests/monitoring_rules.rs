@@ -5,8 +5,12 @@
 //! not firing. kube-state-metrics' series (its standard names and labels) are typed here: there is
 //! no kube-state-metrics without a Kubernetes cluster.
 //!
-//! Also: every metric a rule names is one the exporter here exported, or a kube-state-metrics
-//! standard series; every alert has a severity and a runbook under docs/runbooks/.
+//! The `watch` sidecar's alerts are tested the same way, on series captured from the real
+//! `redis-cluster-bootstrap watch` beside real TLS nodes (`scripts/capture-watch-fixtures.py`).
+//!
+//! Also: every metric a rule or panel names is one the exporter or the watcher here exported, or
+//! a kube-state-metrics standard series; every alert has a severity and a runbook under
+//! docs/runbooks/; the certificate expiry alerts fire only after cert-manager should have renewed.
 //!
 //! Needs `kubectl` and `promtool` (scripts/install-deps.sh).
 
@@ -112,6 +116,9 @@ fn series_key(name: &str, labels: &Labels) -> String {
 struct Fixture {
     states: Vec<(String, BTreeMap<String, f64>)>,
     pods: BTreeMap<String, String>,
+    /// State → when it was captured (Unix seconds), where the session recorded it (the watcher's:
+    /// its notAfter timestamps are moved onto promtool's clock, which starts at 0).
+    captured_at: BTreeMap<String, f64>,
 }
 
 impl Fixture {
@@ -138,7 +145,17 @@ impl Fixture {
             .iter()
             .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
             .collect();
-        Fixture { states, pods }
+        let captured_at = doc["states"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|s| Some((s["name"].as_str()?.to_string(), s["captured_at"].as_f64()?)))
+            .collect();
+        Fixture {
+            states,
+            pods,
+            captured_at,
+        }
     }
 
     fn state(&self, name: &str) -> &BTreeMap<String, f64> {
@@ -182,12 +199,21 @@ struct Scenario {
 }
 
 impl Scenario {
-    /// The fixture's states in order, each held for its minutes.
+    /// The fixture's states in order, each held for its minutes. A notAfter timestamp (a series
+    /// named `*_not_after_seconds`) keeps the time left it had at capture as its state begins.
     fn from(fixture: &Fixture, plan: &[(&str, usize)]) -> Scenario {
         let mut scenario = Scenario::default();
         for (state, minutes) in plan {
-            let values = fixture.state(state);
             let start = scenario.minutes;
+            let mut values = fixture.state(state).clone();
+            if let Some(at) = fixture.captured_at.get(*state) {
+                for (key, value) in values.iter_mut() {
+                    if parse_series(key).0.ends_with("_not_after_seconds") {
+                        *value = *value - at + (start * 60) as f64;
+                    }
+                }
+            }
+            let values = &values;
             for key in values.keys() {
                 scenario
                     .series
@@ -427,14 +453,23 @@ fn every_alert_has_a_severity_and_a_runbook_that_exists() {
 /// not have) would never fire: each `redis_*` name is in what the capture saw exported.
 #[test]
 fn every_metric_a_rule_or_panel_names_is_exported() {
-    let exported: BTreeSet<String> =
-        std::fs::read_to_string(repo().join("tests/monitoring/exported_metrics.txt"))
+    let names = |file: &str| -> BTreeSet<String> {
+        std::fs::read_to_string(repo().join("tests/monitoring").join(file))
             .unwrap()
             .lines()
             .filter(|l| !l.starts_with('#'))
             .map(str::to_string)
-            .collect();
-    assert!(exported.contains("redis_cluster_state"), "{exported:?}");
+            .collect()
+    };
+    // What the exporter exported, and what the watcher did (each captured, never typed here).
+    let exporter = names("exported_metrics.txt");
+    let watcher = names("watch_metrics.txt");
+    assert!(exporter.contains("redis_cluster_state"), "{exporter:?}");
+    assert!(
+        watcher.contains("redis_cluster_bootstrap_users_in_sync"),
+        "{watcher:?}"
+    );
+    let exported: BTreeSet<String> = exporter.union(&watcher).cloned().collect();
     let dashboard: Value = serde_json::from_str(
         &std::fs::read_to_string(repo().join("components/monitoring/dashboard.json")).unwrap(),
     )
@@ -466,24 +501,34 @@ fn every_metric_a_rule_or_panel_names_is_exported() {
         .collect();
     texts.push(("the dashboard".into(), dashboard));
     for (what, text) in texts {
+        // A metric name is a word outside a selector's braces (label names and matchers) and
+        // outside quotes (label values, regexes): `x == 0` is a comparison, not a matcher.
         let mut names = BTreeSet::new();
         let bytes = text.as_bytes();
-        let mut i = 0;
+        let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+        let (mut i, mut braces, mut quoted) = (0, 0, false);
         while i < bytes.len() {
-            let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
-            if ident(bytes[i]) && (i == 0 || !ident(bytes[i - 1])) {
+            let c = bytes[i];
+            if quoted {
+                // Past an escaped character, or out of the string.
+                i += if c == b'\\' { 2 } else { 1 };
+                quoted = c != b'"';
+            } else if c == b'"' {
+                quoted = true;
+                i += 1;
+            } else if c == b'{' || c == b'}' {
+                braces += if c == b'{' { 1 } else { -1 };
+                i += 1;
+            } else if ident(c) && (i == 0 || !ident(bytes[i - 1])) {
                 let start = i;
                 while i < bytes.len() && ident(bytes[i]) {
                     i += 1;
                 }
                 let word = &text[start..i];
-                if word.starts_with("redis_") || word.starts_with("kube_") || word == "up" {
-                    // Not a label name (followed by `=`, `!`, `~`) or a label value (in quotes).
-                    let next = text[i..].trim_start().chars().next();
-                    let quoted = start > 0 && bytes[start - 1] == b'"';
-                    if !matches!(next, Some('=' | '!' | '~')) && !quoted {
-                        names.insert(word.to_string());
-                    }
+                let metric =
+                    word.starts_with("redis_") || word.starts_with("kube_") || word == "up";
+                if braces == 0 && metric {
+                    names.insert(word.to_string());
                 }
             } else {
                 i += 1;
@@ -492,7 +537,7 @@ fn every_metric_a_rule_or_panel_names_is_exported() {
         for name in names {
             assert!(
                 exported.contains(&name) || KUBE_STATE_METRICS.contains(&name.as_str()),
-                "{what} names {name}, which the exporter here does not export"
+                "{what} names {name}, which neither the exporter nor the watcher here exports"
             );
         }
     }
@@ -859,4 +904,173 @@ fn kube_state_metrics_fire_the_placement_and_job_alerts() {
         s.expect(39, name, vec![]);
     }
     s.run("kube-state-metrics");
+}
+
+/// Labels of the found series, only `keep`'s, sorted (as promtool compares alert lists).
+fn only(found: Vec<Labels>, keep: &[&str]) -> Vec<Labels> {
+    let mut out: Vec<Labels> = found
+        .into_iter()
+        .map(|mut l| {
+            l.retain(|k, _| keep.contains(&k.as_str()));
+            l
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// A renewal every node refused (a key of another certificate): each node keeps serving the old
+/// one, and the alert fires for each until the Secret is fixed and the renewal taken.
+#[test]
+fn a_refused_renewal_fires_on_each_node_until_a_good_one_is_taken() {
+    let f = Fixture::load("watch_renewal");
+    let refused = only(
+        f.find(
+            "renewal_refused",
+            "redis_cluster_bootstrap_tls_serving_matches_files",
+            |v| v == 0.0,
+        ),
+        &["namespace", "statefulset", "pod"],
+    );
+    assert_eq!(refused.len(), 3, "every node refused: {refused:?}");
+    let failures = f.find(
+        "renewal_refused",
+        "redis_cluster_bootstrap_tls_reload_failures_total",
+        |v| v == 1.0,
+    );
+    assert_eq!(failures.len(), 3, "each counted its refusal: {failures:?}");
+    let mut s = Scenario::from(
+        &f,
+        &[
+            ("healthy", 10),
+            ("renewal_refused", 20),
+            ("renewal_fixed", 15),
+        ],
+    );
+    expect_quiet(&mut s, 9);
+    s.expect(19, "RedisClusterCertificateRenewalRefused", vec![]);
+    s.expect(29, "RedisClusterCertificateRenewalRefused", refused);
+    for name in [
+        "RedisClusterCertificateNotRenewed",
+        "RedisClusterCertificateExpiring",
+        "RedisClusterUsersOutOfSync",
+        "RedisClusterMasterauthOutOfSync",
+    ] {
+        s.expect(29, name, vec![]);
+    }
+    expect_quiet(&mut s, 44);
+    s.run("a refused renewal");
+}
+
+/// The served certificate with 25, 20 and 6 days left: nothing at 25 (cert-manager renews at
+/// 30, so that is a renewal due, not missed), the warning at 20, the page at 6.
+#[test]
+fn a_certificate_near_expiry_warns_at_21_days_and_pages_at_7() {
+    let f = Fixture::load("watch_expiry");
+    let mut s = Scenario::from(
+        &f,
+        &[
+            ("healthy", 10),
+            ("expires_in_25_days", 30),
+            ("expires_in_20_days", 30),
+            ("expires_in_6_days", 30),
+        ],
+    );
+    expect_quiet(&mut s, 9);
+    expect_quiet(&mut s, 39);
+    s.expect(54, "RedisClusterCertificateNotRenewed", vec![]);
+    s.expect(
+        69,
+        "RedisClusterCertificateNotRenewed",
+        vec![cluster("redis-app")],
+    );
+    s.expect(69, "RedisClusterCertificateExpiring", vec![]);
+    s.expect(84, "RedisClusterCertificateExpiring", vec![]);
+    s.expect(
+        99,
+        "RedisClusterCertificateExpiring",
+        vec![cluster("redis-app")],
+    );
+    s.expect(
+        99,
+        "RedisClusterCertificateNotRenewed",
+        vec![cluster("redis-app")],
+    );
+    // Each renewal was taken: the node serves its files.
+    s.expect(99, "RedisClusterCertificateRenewalRefused", vec![]);
+    s.run("a certificate near expiry");
+}
+
+/// A rotation of `replication` that one node refuses for masterauth and another for the user:
+/// one alert each, on that node only.
+#[test]
+fn a_rotation_a_node_refuses_fires_the_users_and_masterauth_alerts() {
+    let f = Fixture::load("watch_users");
+    let users = only(
+        f.find(
+            "rotation_refused",
+            "redis_cluster_bootstrap_users_in_sync",
+            |v| v == 0.0,
+        ),
+        &["namespace", "statefulset", "pod", "user"],
+    );
+    let masterauth = only(
+        f.find(
+            "rotation_refused",
+            "redis_cluster_bootstrap_masterauth_in_sync",
+            |v| v == 0.0,
+        ),
+        &["namespace", "statefulset", "pod"],
+    );
+    assert_eq!(users.len(), 1, "{users:?}");
+    assert_eq!(users[0]["user"], "replication");
+    assert_eq!(masterauth.len(), 1, "{masterauth:?}");
+    assert_ne!(users[0]["pod"], masterauth[0]["pod"]);
+    let mut s = Scenario::from(&f, &[("healthy", 10), ("rotation_refused", 20)]);
+    expect_quiet(&mut s, 9);
+    s.expect(19, "RedisClusterUsersOutOfSync", vec![]);
+    s.expect(19, "RedisClusterMasterauthOutOfSync", vec![]);
+    s.expect(29, "RedisClusterUsersOutOfSync", users);
+    s.expect(29, "RedisClusterMasterauthOutOfSync", masterauth);
+    s.expect(29, "RedisClusterCertificateRenewalRefused", vec![]);
+    s.run("a refused rotation");
+}
+
+/// The expiry alerts' days against components/tls's Certificate as production renders it: the
+/// warning only once cert-manager has had a week past renewBefore to renew (a served certificate
+/// younger than that is a renewal on its way), the page later still.
+#[test]
+fn the_expiry_alerts_fire_only_after_cert_manager_should_have_renewed() {
+    let days = |name: &str| -> f64 {
+        let expr = alert(name)["expr"].as_str().unwrap().to_string();
+        let (_, after) = expr.split_once("< ").unwrap();
+        let (n, unit) = after.trim().split_once(" * ").unwrap();
+        assert_eq!(unit, "86400", "{name}: {expr}");
+        n.parse().unwrap()
+    };
+    let hours = |v: &Value| -> f64 {
+        v.as_str()
+            .unwrap()
+            .strip_suffix('h')
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let certificate = render("overlays/production")
+        .into_iter()
+        .find(|d| d["kind"] == "Certificate" && d["metadata"]["name"] == "redis-tls")
+        .expect("production renders the Certificate redis-tls");
+    let renew_before = hours(&certificate["spec"]["renewBefore"]) / 24.0;
+    let duration = hours(&certificate["spec"]["duration"]) / 24.0;
+    let warning = days("RedisClusterCertificateNotRenewed");
+    let critical = days("RedisClusterCertificateExpiring");
+    assert!(duration > renew_before, "{duration} {renew_before}");
+    assert!(
+        warning + 7.0 <= renew_before,
+        "the warning at {warning} days, cert-manager renews at {renew_before}"
+    );
+    assert!(
+        critical < warning && critical >= 7.0,
+        "{critical} {warning}"
+    );
 }

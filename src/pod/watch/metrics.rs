@@ -10,6 +10,12 @@
 //! | `redis_cluster_bootstrap_tls_serving_matches_files` | gauge | 1 when the node presents the certificate of its `tls-cert-file` |
 //! | `redis_cluster_bootstrap_users_in_sync{user}` | gauge | 1 when the node accepts exactly the passwords of the user's file |
 //! | `redis_cluster_bootstrap_masterauth_in_sync` | gauge | 1 when `masterauth` is the first password of the `masteruser`'s file |
+//!
+//! The last two exist only when the watcher follows users (`BOOTSTRAP_USERS_DIR`): a watcher of
+//! certificates alone has no `masterauth` to compare, and must not report it out of sync. A user's
+//! line appears at the first check of the node; each is 0 from the moment a change is found until
+//! the node has taken it, so a change the node refuses stays 0 (the alert
+//! `RedisClusterPasswordsNotInSync`).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -43,8 +49,9 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Every metric, registered, at zero.
-    pub fn new() -> Metrics {
+    /// Every metric, registered, at zero; the users' two only when the watcher follows users
+    /// (`users`).
+    pub fn new(users: bool) -> Metrics {
         let tls_reloads = Counter::default();
         let tls_reload_failures = Counter::default();
         let tls_serving_not_after = Gauge::default();
@@ -72,16 +79,18 @@ impl Metrics {
             "1 when the node presents the certificate of its tls-cert-file",
             tls_serving_matches_files.clone(),
         );
-        registry.register(
-            "users_in_sync",
-            "1 when the node accepts exactly the passwords of the user's file",
-            users_in_sync.clone(),
-        );
-        registry.register(
-            "masterauth_in_sync",
-            "1 when masterauth is the first password of the masteruser's file",
-            masterauth_in_sync.clone(),
-        );
+        if users {
+            registry.register(
+                "users_in_sync",
+                "1 when the node accepts exactly the passwords of the user's file",
+                users_in_sync.clone(),
+            );
+            registry.register(
+                "masterauth_in_sync",
+                "1 when masterauth is the first password of the masteruser's file",
+                masterauth_in_sync.clone(),
+            );
+        }
         Metrics {
             registry: Arc::new(registry),
             tls_reloads,
@@ -132,12 +141,6 @@ impl Metrics {
     }
 }
 
-impl Default for Metrics {
-    fn default() -> Metrics {
-        Metrics::new()
-    }
-}
-
 /// Serves `GET /metrics` on `addr` until the program ends. A port that cannot be bound is said
 /// (an error line) and the watcher goes on without it: it must never stop for its metrics.
 pub async fn serve(addr: SocketAddr, metrics: Metrics) {
@@ -184,7 +187,7 @@ mod tests {
 
     #[test]
     fn the_text_names_every_metric_with_its_prefix() {
-        let metrics = Metrics::new();
+        let metrics = Metrics::new(true);
         metrics.tls_reload_failures.inc();
         metrics.tls_serving_not_after.set(1_925_078_400);
         metrics.user_in_sync("app", true);
@@ -200,5 +203,18 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "{line} not in:\n{text}");
         }
         assert_eq!(metrics.respond("/").status(), http::StatusCode::NOT_FOUND);
+    }
+
+    #[test]
+    fn a_watcher_of_certificates_alone_reports_no_users() {
+        let text = Metrics::new(false).text();
+        assert!(
+            text.contains("redis_cluster_bootstrap_tls_reloads_total 0"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("masterauth") && !text.contains("users_in_sync"),
+            "{text}"
+        );
     }
 }

@@ -51,7 +51,7 @@ pub const RETRY_REFUSED: Duration = Duration::from_secs(300);
 
 /// Runs until `shutdown` (exit 0).
 pub async fn run(ctx: &Context, shutdown: Shutdown) -> Result<()> {
-    let metrics = Metrics::new();
+    let metrics = Metrics::new(ctx.settings.users_dir.is_some());
     if let Some(addr) = ctx.settings.metrics_address {
         metrics::serve(addr, metrics.clone()).await;
     }

@@ -277,6 +277,9 @@ impl UsersWatch {
             match standing {
                 Standing::InSync(..) => metrics.user_in_sync(&user, true),
                 Standing::Differs(change) => {
+                    // Out of sync until the node takes the change: a change it refuses (or a
+                    // node that stops answering) stays visible on /metrics, not the last `1`.
+                    metrics.user_in_sync(&user, false);
                     apply(client, &user, &change).await?;
                     applied += 1;
                     info!(
@@ -301,6 +304,7 @@ impl UsersWatch {
         }
         match masterauth(client, &users).await? {
             Masterauth::Differs(user, first) => {
+                metrics.masterauth_in_sync.set(0);
                 set_masterauth(client, &first).await?;
                 applied += 1;
                 info!(
