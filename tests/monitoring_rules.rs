@@ -401,6 +401,36 @@ fn the_rendered_rules_pass_promtool_check_rules() {
     );
 }
 
+/// The README's table of alerts is the one an operator reads first: every alert of the rendered
+/// rule is in it exactly once, linked to its runbook, in bold exactly when it pages (critical),
+/// and it names no alert the rule does not have.
+#[test]
+fn the_readme_lists_every_alert_with_its_runbook_and_severity() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let start = readme
+        .find("## Monitoring")
+        .expect("README: a Monitoring section");
+    let end = start
+        + readme[start..]
+            .find("\n## ")
+            .unwrap_or(readme.len() - start);
+    let section = &readme[start..end];
+    let listed = section.matches("](docs/runbooks/RedisCluster").count();
+    assert_eq!(listed, alerts().len(), "README: one runbook link per alert");
+    for rule in alerts() {
+        let name = rule["alert"].as_str().unwrap();
+        let short = name.trim_start_matches("RedisCluster");
+        let link = format!("[{short}](docs/runbooks/{name}.md)");
+        assert_eq!(section.matches(&link).count(), 1, "README: {link}");
+        let bold = section.contains(&format!("**{link}**"));
+        let critical = rule["labels"]["severity"] == "critical";
+        assert_eq!(
+            bold, critical,
+            "README: {name} is bold exactly when critical"
+        );
+    }
+}
+
 #[test]
 fn every_alert_has_a_severity_and_a_runbook_that_exists() {
     let names: Vec<String> = alerts()
