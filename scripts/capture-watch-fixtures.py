@@ -10,7 +10,8 @@ sidecar's environment, serving /metrics. It puts the pods through the states the
 and scrapes every watcher in each state, once its metrics show the state:
 
 - watch_renewal: healthy; a renewal whose key does not match its certificate, refused by every
-  node (each keeps serving the old one); then a good renewal, taken;
+  node (each keeps serving the old one); then a good renewal, taken; then pod 1's watcher killed
+  (its node still up);
 - watch_expiry: the served certificate with 365, then 25, 20 and 6 days left (each a renewal to a
   certificate that lives that long: the watcher reports notAfter, as an ageing one would);
 - watch_users: healthy; a rotation of `replication` (the new password put first) that pod 1 cannot
@@ -339,6 +340,12 @@ def renewal_session():
             wait(f"{pod.pod} to take the fixed renewal", lambda: pod.metric(
                 "redis_cluster_bootstrap_tls_serving_matches_files") == 1)
         s.capture("renewal_fixed")
+        # Pod 1's sidecar stops answering (killed: a crash-looping sidecar between restarts), its
+        # node up: Prometheus's `up` for that target is 0 and its other series are gone.
+        s.pods[1].watch.kill()
+        s.pods[1].watch.wait()
+        wait("pod 1's watcher to stop answering", lambda: s.pods[1].scrape() is None)
+        s.capture("watcher_down")
         s.save()
     finally:
         s.stop()

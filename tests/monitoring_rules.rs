@@ -992,6 +992,34 @@ fn a_refused_renewal_fires_on_each_node_until_a_good_one_is_taken() {
     s.run("a refused renewal");
 }
 
+/// A watch sidecar that stops answering while its pod runs (killed on pod 1): after 10 minutes
+/// the alert fires for that pod alone, not for a scrape or two missed, and the certificate and
+/// password alerts, blind there, fire for nothing.
+#[test]
+fn a_watcher_that_stops_answering_fires_for_its_pod_after_10_minutes() {
+    let f = Fixture::load("watch_renewal");
+    let down = only(
+        f.find("watcher_down", "up", |v| v == 0.0),
+        &["namespace", "statefulset", "pod"],
+    );
+    assert_eq!(down.len(), 1, "one watcher killed: {down:?}");
+    assert_eq!(down[0]["pod"], "redis-app-1");
+    let mut s = Scenario::from(&f, &[("healthy", 10), ("watcher_down", 20)]);
+    expect_quiet(&mut s, 9);
+    s.expect(15, "RedisClusterWatcherDown", vec![]);
+    s.expect(25, "RedisClusterWatcherDown", down);
+    for name in [
+        "RedisClusterCertificateRenewalRefused",
+        "RedisClusterCertificateNotRenewed",
+        "RedisClusterCertificateExpiring",
+        "RedisClusterUsersOutOfSync",
+        "RedisClusterMasterauthOutOfSync",
+    ] {
+        s.expect(25, name, vec![]);
+    }
+    s.run("a watcher down");
+}
+
 /// The served certificate with 25, 20 and 6 days left: nothing at 25 (cert-manager renews at
 /// 30, so that is a renewal due, not missed), the warning at 20, the page at 6.
 #[test]
