@@ -568,9 +568,56 @@ fn a_killed_master_pages_for_its_shard(live: &mut Live) {
     let bound = (for_shard + 2 * SCRAPE).as_secs_f64();
     assert!(
         fired_at - killed_at <= bound,
-        "{SHARD_ALERT} fired {:.2} s after the kill, more than for: + 2 scrapes ({bound} s)",
-        fired_at - killed_at
+        "{SHARD_ALERT} fired {:.2} s after the kill, more than for: + 2 scrapes ({bound} s); \
+         since the kill, {}",
+        fired_at - killed_at,
+        timeline(live, &pod_name(replica), killed_at)
     );
+}
+
+/// What Prometheus held for `pod` since `since`, as spans of seconds after it: the shard alert
+/// pending and firing, and the series its two conditions read (to tell a gap in a condition from
+/// a failed scrape).
+fn timeline(live: &Live, pod: &str, since: f64) -> String {
+    let spans = |selector: String| -> String {
+        let mut out = Vec::new();
+        for series in live.prometheus.raw(&format!("{selector}[3m]")) {
+            let mut times: Vec<f64> = series
+                .samples
+                .iter()
+                .map(|(at, _)| at - since)
+                .filter(|t| *t >= -5.0)
+                .collect();
+            times.sort_by(f64::total_cmp);
+            let mut runs: Vec<(f64, f64)> = Vec::new();
+            for t in times {
+                match runs.last_mut() {
+                    Some((_, end))
+                        if t - *end <= 1.5 * EVALUATION.as_secs_f64().max(SCRAPE.as_secs_f64()) =>
+                    {
+                        *end = t
+                    }
+                    _ => runs.push((t, t)),
+                }
+            }
+            let runs: Vec<String> = runs
+                .iter()
+                .map(|(a, b)| format!("{a:.1}..{b:.1}"))
+                .collect();
+            out.push(format!("{:?}: {}", series.labels, runs.join(" ")));
+        }
+        format!("{selector} -> [{}]", out.join("; "))
+    };
+    [
+        spans(format!(
+            "ALERTS{{alertname=\"{SHARD_ALERT}\", pod=\"{pod}\"}}"
+        )),
+        spans(format!("up{{pod=\"{pod}\"}}")),
+        spans(format!("redis_instance_info{{pod=\"{pod}\"}}")),
+        spans(format!("redis_master_link_up{{pod=\"{pod}\"}}")),
+        spans(format!("redis_cluster_known_nodes{{pod=\"{pod}\"}}")),
+    ]
+    .join("\n")
 }
 
 /// A master with slots and its replica, by index, as the replica reports it.
