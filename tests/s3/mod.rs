@@ -146,7 +146,7 @@ impl Server {
                 Duration::from_millis(200),
             )
             .is_ok();
-            if filer && s3 && server.create_bucket() {
+            if filer && s3 && server.create_bucket(dir) {
                 return server;
             }
             if Instant::now() > deadline {
@@ -161,9 +161,11 @@ impl Server {
         }
     }
 
-    fn create_bucket(&self) -> bool {
+    /// `weed shell`'s `s3.bucket.create`; its glog files in `dir` like the server's, not /tmp.
+    fn create_bucket(&self, dir: &Path) -> bool {
         use std::io::Write;
         let mut shell = Command::new(weed())
+            .arg(format!("-logdir={}", dir.display()))
             .args([
                 "shell",
                 &format!("-master={}:{}", self.ip, self.ports.master),
