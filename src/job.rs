@@ -96,17 +96,7 @@ where
         }
         return result;
     };
-    let targets: Vec<(String, String, u16)> = list
-        .iter()
-        .enumerate()
-        .map(|(i, hp)| {
-            let name = match hp.ip() {
-                Some(_) => format!("node-{i}"),
-                None => hp.to_string(),
-            };
-            (name, hp.host.clone(), hp.port)
-        })
-        .collect();
+    let targets = resolve::static_targets(list);
     let nodes = tokio::select! {
         nodes = resolve::resolve_all(&targets, settings) => nodes?,
         signal = shutdown.wait() => return Err(interrupted(signal)),

@@ -18,11 +18,26 @@ use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use tracing::{debug, info};
 
 use crate::config::Settings;
-use crate::node::Node;
+use crate::node::{HostPort, Node};
 use crate::{Error, Result};
 
 /// How long one query may take before it counts as a failed attempt (the backoff retries it).
 const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Static mode's `(name, host, port)` triples for [`resolve_all`]: position i plays pod i; an IP
+/// has no better name than `node-<i>`, a host name is kept as given.
+pub fn static_targets(list: &[HostPort]) -> Vec<(String, String, u16)> {
+    list.iter()
+        .enumerate()
+        .map(|(i, hp)| {
+            let name = match hp.ip() {
+                Some(_) => format!("node-{i}"),
+                None => hp.to_string(),
+            };
+            (name, hp.host.clone(), hp.port)
+        })
+        .collect()
+}
 
 /// Resolves `(name, host, port)` triples, in order, into nodes.
 ///

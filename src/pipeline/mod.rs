@@ -32,18 +32,7 @@ pub async fn run(settings: Settings, shutdown: Shutdown) -> Result<Option<Summar
     let Some(list) = &settings.nodes else {
         return in_kubernetes(&settings, &shutdown, timer).await;
     };
-    // Position i plays pod i; an IP has no better name than that, a host name is kept as given.
-    let targets: Vec<(String, String, u16)> = list
-        .iter()
-        .enumerate()
-        .map(|(i, hp)| {
-            let name = match hp.ip() {
-                Some(_) => format!("node-{i}"),
-                None => hp.to_string(),
-            };
-            (name, hp.host.clone(), hp.port)
-        })
-        .collect();
+    let targets = resolve::static_targets(list);
     let resolve = resolve::resolve_all(&targets, &settings);
     let nodes = unless_stopped(&shutdown, "discover", NOTHING_CHANGED, resolve).await?;
     timer.done("discover");
